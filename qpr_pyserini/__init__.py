@@ -1,0 +1,36 @@
+"""qpr_pyserini: instruction-aware dense retrieval on Pyserini, with query-preserving regularized training.
+
+The public API is imported lazily so that ``python -m qpr_pyserini.eval`` does not load torch or Pyserini.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "EncoderConfig": "config",
+    "resolve_encoder": "presets",
+    "DenseEncoder": "modeling",
+    "InstructionQueryEncoder": "encoders",
+    "InstructionDocumentEncoder": "encoders",
+    "load_query_encoder": "encoders",
+    "load_document_encoder": "encoders",
+    "load_index": "index",
+    "merge_indexes": "index",
+    "encode_corpus": "encode",
+    "search": "search",
+    "evaluate": "metrics",
+    "pmrr": "metrics",
+    "robustness": "metrics",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'qpr_pyserini' has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Corpus -> Pyserini FAISS index (``python -m qpr_pyserini.encode``), streaming and atomic."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import EncoderConfig
+from .index import IndexWriter
+from .io.corpus import Document, count_documents, iter_corpus_shard
+from .io.errors import InputError
+from .modeling import DenseEncoder
+from .presets import DEFAULT_ENCODER, available_presets, resolve_encoder
+
+
+def encode_corpus(
+    corpus: str | Path,
+    index: str | Path,
+    encoder: str | EncoderConfig | None = DEFAULT_ENCODER,
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    shard_id: int = 0,
+    shard_num: int = 1,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = True,
+    model: DenseEncoder | None = None,
+) -> Path:
+    """Encode ``corpus`` (BEIR/Pyserini JSONL, a folder of them, or ``irds:<id>``) into the index folder ``index``.
+
+    Documents are read and encoded ``batch_size`` at a time; only the vectors accumulate (in the faiss index).
+    The folder appears only once complete. Returns its path.
+    """
+    config = resolve_encoder(encoder, passage_max_length=max_length)
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    total = count_documents(corpus)
+    documents = iter_corpus_shard(corpus, shard_id, shard_num)
+    model = model or DenseEncoder.load(config, device)
+    shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
+    extra = {"corpus": str(corpus), "shard": shard}
+    with IndexWriter(index, model.dimension, config, overwrite=overwrite, extra=extra) as writer:
+        expected = None if total is None else _shard_size(total, shard_id, shard_num)
+        bar = tqdm(
+            total=expected, desc=f"encoding {Path(str(corpus)).name}", unit="doc", disable=not progress
+        )
+        with bar:
+            # Blocks of many batches let the encoder group passages of similar length (see DenseEncoder.embed).
+            for batch in _batches(documents, batch_size * 16):
+                vectors = model.embed_passages(
+                    [d.text for d in batch], [d.title for d in batch], batch_size=batch_size
+                )
+                try:
+                    writer.add([d.docid for d in batch], vectors)
+                except ValueError as err:
+                    raise InputError(str(corpus), str(err)) from err
+                bar.update(len(batch))
+    return Path(index)
+
+
+def _shard_size(total: int, shard_id: int, shard_num: int) -> int:
+    size = total // shard_num
+    return total - size * (shard_num - 1) if shard_id == shard_num - 1 else size
+
+
+def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while batch := list(itertools.islice(documents, size)):
+        yield batch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m qpr_pyserini.encode",
+        description="Encode a corpus into a Pyserini FAISS index folder (index + docid + qpr_index.json). "
+        "Pyserini's FaissSearcher loads the result; qpr_pyserini.search reads the recorded encoder.",
+    )
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        help="BEIR corpus.jsonl (_id,title,text), Pyserini JSONL "
+        "(id,contents), a folder of .jsonl[.gz] files, or irds:<ir_datasets id>",
+    )
+    parser.add_argument("--index", required=True, help="output index folder (written atomically)")
+    parser.add_argument(
+        "--encoder",
+        default=DEFAULT_ENCODER,
+        help="preset name, preset JSON, encoder or model "
+        f"folder (default: {DEFAULT_ENCODER}; presets: {', '.join(available_presets())})",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="passages per forward pass (default 32)")
+    parser.add_argument("--max-length", type=int, help="passage max tokens (default: the encoder's)")
+    parser.add_argument(
+        "--shard-id", type=int, default=0, help="which shard of the corpus to encode (0-based)"
+    )
+    parser.add_argument(
+        "--shard-num",
+        type=int,
+        default=1,
+        help="number of shards; merge them with 'python -m qpr_pyserini.index merge'",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default cpu)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out = encode_corpus(
+            args.corpus,
+            args.index,
+            args.encoder,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            shard_id=args.shard_id,
+            shard_num=args.shard_num,
+            device=args.device,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except (InputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

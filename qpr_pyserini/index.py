@@ -1,0 +1,234 @@
+"""Pyserini FAISS index folders: atomic writing, the encoder record, loading, and shard merging.
+
+Layout (what ``pyserini.search.faiss.FaissSearcher`` reads): ``index`` (a faiss ``IndexFlatIP``) and ``docid``
+(one id per line, in row order), plus our ``qpr_index.json`` recording the encoder configuration, dimension,
+document count and shard, so search can refuse a query encoder that does not match the passages.
+
+A folder is written under a temporary name beside the target and renamed into place only when complete:
+an interrupted or failed run leaves no folder that looks like an index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import faiss
+import numpy as np
+
+from . import __version__
+from .config import EncoderConfig
+from .io.errors import InputError
+from .presets import INDEX_RECORD as RECORD_FILE
+
+INDEX_FILE = "index"
+DOCID_FILE = "docid"
+
+
+@dataclass
+class DenseIndex:
+    """A loaded index: the faiss index, its doc ids in row order, and our record (None for foreign indexes)."""
+
+    path: Path
+    faiss_index: Any
+    docids: list[str]
+    record: dict[str, Any] | None
+
+    @property
+    def dimension(self) -> int:
+        return int(self.faiss_index.d)
+
+    @property
+    def encoder(self) -> EncoderConfig | None:
+        return (
+            None if self.record is None else EncoderConfig.from_dict(self.record["encoder"], str(self.path))
+        )
+
+    def rows_of(self, docids: Sequence[str]) -> np.ndarray:
+        """Row numbers of doc ids (KeyError names the first unknown id)."""
+        lookup = self._lookup()
+        return np.fromiter((lookup[d] for d in docids), dtype=np.int64, count=len(docids))
+
+    def contains(self, docid: str) -> bool:
+        return docid in self._lookup()
+
+    def vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Stored vectors [n, d] (all of them, or the given rows) — no re-encoding."""
+        if rows is None:
+            return self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal)
+        return (
+            np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
+            if len(rows)
+            else np.zeros((0, self.dimension), dtype=np.float32)
+        )
+
+    def _lookup(self) -> dict[str, int]:
+        if not hasattr(self, "_rows"):
+            self._rows = {d: i for i, d in enumerate(self.docids)}
+        return self._rows
+
+
+def load_index(path: str | Path) -> DenseIndex:
+    """Load an index folder written by us or by Pyserini (``index`` + ``docid``)."""
+    path = Path(path)
+    for name in (INDEX_FILE, DOCID_FILE):
+        if not (path / name).is_file():
+            raise InputError(str(path), f"not a Pyserini FAISS index folder (no '{name}' file)")
+    docids = (path / DOCID_FILE).read_text().splitlines()
+    index = faiss.read_index(str(path / INDEX_FILE))
+    if index.ntotal != len(docids):
+        raise InputError(str(path), f"index holds {index.ntotal} vectors but docid lists {len(docids)} ids")
+    record = json.loads((path / RECORD_FILE).read_text()) if (path / RECORD_FILE).is_file() else None
+    return DenseIndex(path, index, docids, record)
+
+
+class IndexWriter:
+    """Context manager that builds an ``IndexFlatIP`` folder under a temporary name and renames it on success.
+
+    >>> with IndexWriter(out, dimension=384, encoder=config) as writer:
+    ...     writer.add(["d1", "d2"], vectors)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        dimension: int,
+        encoder: EncoderConfig | None,
+        *,
+        overwrite: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(str(self.path), "exists and is not a folder")
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise InputError(
+                str(self.path), "index folder exists and is not empty (pass --overwrite to replace it)"
+            )
+        self.dimension = dimension
+        self.encoder = encoder
+        self.extra = extra or {}
+        self.count = 0
+        self._seen: set[str] = set()
+
+    def __enter__(self) -> IndexWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=self.path.parent))
+        self._index = faiss.IndexFlatIP(self.dimension)
+        self._docids = open(self._tmp / DOCID_FILE, "w")  # noqa: SIM115  (closed in __exit__)
+        return self
+
+    def add(self, docids: Sequence[str], vectors: np.ndarray) -> None:
+        if vectors.shape != (len(docids), self.dimension):
+            raise ValueError(
+                f"expected vectors of shape ({len(docids)}, {self.dimension}), got {vectors.shape}"
+            )
+        for docid in docids:
+            if docid in self._seen:
+                raise ValueError(f"duplicate doc id {docid!r} in the index being written")
+            self._seen.add(docid)
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._docids.writelines(f"{d}\n" for d in docids)
+        self.count += len(docids)
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._docids.close()
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        try:
+            faiss.write_index(self._index, str(self._tmp / INDEX_FILE))
+            record = {
+                "format": 1,
+                "created_by": f"qpr_pyserini {__version__}",
+                "dimension": self.dimension,
+                "documents": self.count,
+                "encoder": self.encoder.to_dict() if self.encoder else None,
+                **self.extra,
+            }
+            (self._tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+
+
+def merge_indexes(shards: Sequence[str | Path], output: str | Path, *, overwrite: bool = False) -> Path:
+    """Concatenate shard folders (in the order given) into one index; encoders and dimensions must agree."""
+    if not shards:
+        raise ValueError("no shards to merge")
+    loaded = [load_index(s) for s in shards]
+    first = loaded[0]
+    for shard in loaded[1:]:
+        if shard.dimension != first.dimension:
+            raise InputError(
+                str(shard.path), f"dimension {shard.dimension} differs from {first.path} ({first.dimension})"
+            )
+        if (shard.record or {}).get("encoder") != (first.record or {}).get("encoder"):
+            raise InputError(str(shard.path), f"was encoded with a different encoder than {first.path}")
+    with IndexWriter(
+        output, first.dimension, first.encoder, overwrite=overwrite, extra=_merged_source(loaded)
+    ) as writer:
+        for shard in loaded:
+            try:
+                writer.add(shard.docids, shard.vectors())
+            except ValueError as err:
+                raise InputError(str(shard.path), str(err)) from err
+    return Path(output)
+
+
+def _merged_source(loaded: list[DenseIndex]) -> dict[str, Any]:
+    corpora = {(s.record or {}).get("corpus") for s in loaded}
+    return {
+        "corpus": corpora.pop() if len(corpora) == 1 else sorted(map(str, corpora)),
+        "merged_from": len(loaded),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m qpr_pyserini.index",
+        description="Pyserini FAISS index utilities. 'merge' joins shard folders written by "
+        "'python -m qpr_pyserini.encode --shard-id I --shard-num N' into one index, in the order given.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    merge = sub.add_parser("merge", help="merge shard index folders into one")
+    merge.add_argument("--shards", nargs="+", required=True, help="shard folders, in shard order")
+    merge.add_argument("--index", required=True, help="output index folder")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    info = sub.add_parser("info", help="print an index folder's record (encoder, dimension, size)")
+    info.add_argument("index")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "merge":
+            out = merge_indexes(args.shards, args.index, overwrite=args.overwrite)
+            print(
+                f"merged {len(args.shards)} shards into {out} ({load_index(out).faiss_index.ntotal} vectors)"
+            )
+        else:
+            loaded = load_index(args.index)
+            print(
+                json.dumps(
+                    loaded.record or {"dimension": loaded.dimension, "documents": len(loaded.docids)},
+                    indent=2,
+                )
+            )
+    except (InputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

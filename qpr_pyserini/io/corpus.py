@@ -1,0 +1,134 @@
+"""Streaming corpus reader: BEIR / Pyserini JSONL (optionally gzipped), folders of them, and ``irds:`` ids."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qpr_pyserini.io._read import as_id, first_key, irds_id, iter_json_records, load_irds, open_binary
+from qpr_pyserini.io.errors import InputError
+
+_ID_KEYS = ("_id", "id", "docid")
+_TEXT_KEYS = ("text", "contents")
+_FILE_PATTERNS = ("*.jsonl", "*.jsonl.gz")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus document; ``title`` is empty when the source has none."""
+
+    docid: str
+    title: str
+    text: str
+
+    def joined(self, sep: str = " ") -> str:
+        """Title and text as one string (the BEIR / MTEB convention), or just the text without a title."""
+        return f"{self.title}{sep}{self.text}" if self.title else self.text
+
+
+def iter_corpus(source: str | Path) -> Iterator[Document]:
+    """Stream the documents of a corpus file, a folder of ``*.jsonl[.gz]`` files, or ``irds:<dataset-id>``.
+
+    Only the set of ids seen so far is kept, to reject duplicate doc ids.
+    """
+    seen: set[str] = set()
+    for where, line_no, doc in _located_documents(source):
+        if doc.docid in seen:
+            first = _first_seen(source, doc.docid, where)
+            raise InputError(where, f"duplicate doc id {doc.docid!r} (first seen at {first})", line_no)
+        seen.add(doc.docid)
+        yield doc
+
+
+def count_documents(source: str | Path) -> int | None:
+    """A cheap document count for progress bars: non-blank lines of the files, or the irds count if known."""
+    if irds_id(source) is not None:
+        return load_irds(str(source)).docs_count()
+    return sum(_count_nonblank_lines(path) for path in _corpus_files(Path(source)))
+
+
+def iter_corpus_shard(source: str | Path, shard_id: int, shard_num: int) -> Iterator[Document]:
+    """Documents of shard ``shard_id``: contiguous blocks of ``N // shard_num`` docs, the last taking the rest.
+
+    The same split as Pyserini's encoder (``JsonlCollectionIterator``), so shards line up with Pyserini's.
+    Concatenating shards ``0 .. shard_num - 1`` gives the whole corpus in order.
+    """
+    if shard_num < 1 or not 0 <= shard_id < shard_num:
+        raise ValueError(f"need 0 <= shard_id < shard_num, got shard_id={shard_id}, shard_num={shard_num}")
+    total = count_documents(source)
+    if total is None:
+        total = sum(1 for _ in iter_corpus(source))
+    size = total // shard_num
+    end = total if shard_id == shard_num - 1 else (shard_id + 1) * size
+    return itertools.islice(iter_corpus(source), shard_id * size, end)
+
+
+def _located_documents(source: str | Path) -> Iterator[tuple[str, int, Document]]:
+    """Yield ``(file, line_number, document)``; for irds sources: the source and the document's position."""
+    if irds_id(source) is not None:
+        yield from _irds_documents(str(source))
+        return
+    for path in _corpus_files(Path(source)):
+        for line_no, record in iter_json_records(path):
+            yield str(path), line_no, _document(record, path, line_no)
+
+
+def _first_seen(source: str | Path, docid: str, where: str) -> str:
+    """Where ``docid`` first occurs, found by a second pass so the first pass keeps only a set of ids."""
+    for first_where, first_line, doc in _located_documents(source):
+        if doc.docid == docid:
+            return f"line {first_line}" if first_where == where else f"{first_where}:{first_line}"
+    raise AssertionError(f"{docid!r} was seen but cannot be found again")
+
+
+def _corpus_files(path: Path) -> list[Path]:
+    """The file itself, or the sorted ``*.jsonl`` / ``*.jsonl.gz`` files of a folder (not recursive)."""
+    if path.is_dir():
+        files = sorted({file for pattern in _FILE_PATTERNS for file in path.glob(pattern) if file.is_file()})
+        if not files:
+            raise InputError(str(path), "folder has no *.jsonl or *.jsonl.gz files")
+        return files
+    if not path.exists():
+        raise InputError(str(path), "no such file or folder")
+    return [path]
+
+
+def _document(record: dict[str, Any], path: Path, line_no: int) -> Document:
+    """A Document from a BEIR (``_id``, ``title``, ``text``) or Pyserini (``id``, ``contents``) record."""
+    id_key = first_key(record, _ID_KEYS)
+    if id_key is None:
+        raise InputError(str(path), "missing doc id (expected one of '_id', 'id', 'docid')", line_no)
+    docid = as_id(record[id_key], "doc id", path, line_no)
+    text_key = first_key(record, _TEXT_KEYS)
+    if text_key is None:
+        raise InputError(str(path), f"doc {docid!r} has no text (expected 'text' or 'contents')", line_no)
+    text, title = record[text_key], record.get("title") or ""
+    if not isinstance(text, str) or not isinstance(title, str):
+        raise InputError(str(path), f"doc {docid!r}: {text_key!r} and 'title' must be strings", line_no)
+    return Document(docid, title, text)
+
+
+def _irds_documents(source: str) -> Iterator[tuple[str, int, Document]]:
+    """Documents of an ir_datasets dataset: ``text``, else ``body``, else ``default_text()``.
+
+    ``default_text()`` already includes the title, so the title is left empty in that case.
+    """
+    dataset = load_irds(source)
+    if not dataset.has_docs():
+        raise InputError(source, "dataset has no documents")
+    for position, doc in enumerate(dataset.docs_iter(), start=1):
+        text_field = first_key(doc._asdict(), ("text", "body"))
+        if text_field is None:
+            title, text = "", doc.default_text()
+        else:
+            title, text = getattr(doc, "title", None) or "", getattr(doc, text_field)
+        yield source, position, Document(as_id(doc.doc_id, "doc id", source, position), str(title), str(text))
+
+
+def _count_nonblank_lines(path: Path) -> int:
+    """Non-blank lines of a plain or gzipped file, read as bytes (no decoding: this is only a count)."""
+    with open_binary(path) as handle:
+        return sum(1 for line in handle if line.strip())

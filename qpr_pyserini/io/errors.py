@@ -1,0 +1,17 @@
+"""One exception type for bad input, always naming the file and, where known, the line."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the file (and line) so the user can fix it.
+
+    CLIs catch this, print ``error: <message>`` on one line and exit with status 2.
+    """
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")

@@ -1,0 +1,121 @@
+"""Resolve what a user names as an encoder: a preset, a preset file, a model folder or an index folder.
+
+Accepted everywhere an encoder is asked for:
+- a preset name: ``encoders/<name>.json`` in this repository (or in ``$QPR_ENCODERS_DIR``);
+- a path to such a JSON file;
+- a folder holding ``qpr_encoder.json`` (a model trained by ``qpr_pyserini.train``);
+- an index folder written by ``qpr_pyserini.encode`` (its ``qpr_index.json`` records the encoder);
+- a plain Hugging Face model folder (pooling read from a sentence-transformers ``1_Pooling/config.json``).
+
+Model locations inside a configuration are resolved by :func:`resolve_model_path`: ``pypi:<package>`` for
+models shipped in PyPI packages, local paths (relative ones against the configuration's folder), else a hub id.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .config import CONFIG_FILE, EncoderConfig
+
+log = logging.getLogger(__name__)
+
+REPO_PRESETS = Path(__file__).resolve().parents[1] / "encoders"
+DEFAULT_ENCODER = "minilm"
+INDEX_RECORD = "qpr_index.json"  # written by qpr_pyserini.index next to a FAISS index
+
+
+def preset_dirs() -> list[Path]:
+    extra = os.environ.get("QPR_ENCODERS_DIR")
+    return ([Path(extra)] if extra else []) + [REPO_PRESETS]
+
+
+def available_presets() -> list[str]:
+    return sorted({p.stem for d in preset_dirs() if d.is_dir() for p in d.glob("*.json")})
+
+
+def resolve_encoder(spec: str | Path | EncoderConfig | None = None, **overrides: Any) -> EncoderConfig:
+    """The EncoderConfig that ``spec`` names, with ``overrides`` (non-None values) applied."""
+    config = spec if isinstance(spec, EncoderConfig) else _load(str(spec or DEFAULT_ENCODER))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(config, **changes) if changes else config
+
+
+def _load(spec: str) -> EncoderConfig:
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return _absolutise(EncoderConfig.from_file(path), path.parent)
+    if path.is_dir():
+        if (path / INDEX_RECORD).is_file():
+            encoder = json.loads((path / INDEX_RECORD).read_text()).get("encoder")
+            if encoder is None:
+                raise ValueError(
+                    f"{path}: this index records no encoder; name one (a preset or model folder)"
+                )
+            return EncoderConfig.from_dict(encoder, str(path / INDEX_RECORD))
+        if (path / CONFIG_FILE).is_file():
+            return _absolutise(EncoderConfig.from_file(path / CONFIG_FILE), path)
+        if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+            return _plain_model_folder(path)
+        raise ValueError(f"{path}: neither an encoder folder ({CONFIG_FILE}) nor a Hugging Face model folder")
+    for folder in preset_dirs():
+        candidate = folder / f"{spec}.json"
+        if candidate.is_file():
+            return EncoderConfig.from_file(candidate)
+    raise ValueError(
+        f"encoder {spec!r}: no such preset, file or folder (presets: {', '.join(available_presets()) or 'none'})"
+    )
+
+
+def _absolutise(config: EncoderConfig, base: Path) -> EncoderConfig:
+    """Make relative local paths in a saved configuration absolute, so it can be recorded elsewhere."""
+    changes = {}
+    for name in ("model", "lora", "tokenizer"):
+        value = getattr(config, name)
+        if value and not value.startswith("pypi:") and (base / value).exists():
+            changes[name] = str((base / value).resolve())
+    return replace(config, **changes)
+
+
+def _plain_model_folder(path: Path) -> EncoderConfig:
+    pooling_file = path / "1_Pooling" / "config.json"
+    pooling = "cls"
+    if pooling_file.is_file():
+        modes = json.loads(pooling_file.read_text())
+        if modes.get("pooling_mode_mean_tokens"):
+            pooling = "mean"
+        elif modes.get("pooling_mode_lasttoken"):
+            pooling = "last"
+    else:
+        log.warning(
+            "%s has no %s nor sentence-transformers pooling config: using CLS pooling", path, CONFIG_FILE
+        )
+    normalize = (path / "2_Normalize").is_dir() or pooling_file.is_file()
+    return EncoderConfig(model=str(path.resolve()), name=path.name, pooling=pooling, normalize=normalize)
+
+
+def resolve_model_path(model: str) -> str:
+    """A loadable location for ``model``: ``pypi:pkg`` -> the package's model folder; else unchanged."""
+    if not model.startswith("pypi:"):
+        return model
+    package, _, inner = model[len("pypi:") :].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"model {model!r}: the Python package {package!r} is not installed (pip install it)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    if inner:
+        return str(root / inner)
+    if (root / "model" / "config.json").is_file():
+        return str(root / "model")
+    if (root / "config.json").is_file() or any(root.glob("*.gguf")):
+        return str(root)  # the package folder is the model folder; importing it may need extra packages
+    module = importlib.import_module(package)
+    if hasattr(module, "get_model_path"):
+        return str(module.get_model_path())
+    raise ValueError(f"model {model!r}: no model files found in the package {package!r} ({root})")

@@ -1,0 +1,140 @@
+"""The main job: encode SciFact once, search it with and without instructions, print the scores.
+
+``python -m qpr_pyserini.repro`` reproduces all-MiniLM-L6-v2 on BEIR SciFact test (MTEB: nDCG@10 64.51) and
+searches the same collection under the SciFact-stance instructions (og, changed, matching) with p-MRR.
+Every artefact (index, runs, scores.json) lands under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from .index import load_index
+from .io.errors import InputError
+from .io.qrels import read_qrels
+from .io.runs import read_run
+from .io.topics import read_topics
+from .metrics import evaluate, pmrr
+from .modeling import DenseEncoder
+from .presets import DEFAULT_ENCODER, resolve_encoder
+from .search import search
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+STANCE_SETTINGS = {  # run name -> (topic field holding the instruction, qrels judging it)
+    "none": (None, "qrels_og.tsv"),
+    "og": ("instruction_og", "qrels_og.tsv"),
+    "changed": ("instruction_changed", "qrels_changed.tsv"),
+    "matching": ("instruction_matching", "qrels_matching.tsv"),
+}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _index_for(corpus: Path, out: Path, batch_size: int, device: str, model: DenseEncoder) -> Path:
+    """Encode ``corpus`` unless an index of the same corpus file and encoder is already under ``out``."""
+    from .encode import encode_corpus
+
+    index = out / f"index-{_digest(corpus)[:12]}"
+    if index.is_dir():
+        record = load_index(index).record or {}
+        if record.get("encoder") == model.config.to_dict():
+            print(f"reusing {index}")
+            return index
+    encode_corpus(
+        corpus, index, model.config, batch_size=batch_size, device=device, overwrite=True, model=model
+    )
+    return index
+
+
+def run(
+    data: Path, out: Path, encoder: str, batch_size: int, hits: int, device: str
+) -> dict[str, dict[str, float]]:
+    scifact, stance = data / "scifact", data / "scifact-stance" / "test"
+    for needed in (scifact / "corpus.jsonl", stance / "queries.jsonl"):
+        if not needed.is_file():
+            raise InputError(
+                str(needed), "missing: point --data at the shared data folder (scifact, scifact-stance)"
+            )
+    model = DenseEncoder.load(resolve_encoder(encoder), device)
+    runs = out / "runs"
+    scores: dict[str, dict[str, float]] = {}
+
+    index = _index_for(scifact / "corpus.jsonl", out, batch_size, device, model)
+    qrels = read_qrels(scifact / "qrels" / "test.tsv")
+    topics = [t for t in read_topics(scifact / "queries.jsonl") if t.qid in qrels]
+    run_path = runs / "scifact-test.trec"
+    search(index, topics, run_path, hits=hits, batch_size=batch_size, model=model, progress=False)
+    scores["scifact-test"] = evaluate(qrels, read_run(run_path), ["nDCG@10", "R@100", "RR@10"])
+
+    index = _index_for(stance / "corpus.jsonl", out, batch_size, device, model)
+    topics = read_topics(stance / "queries.jsonl")
+    stance_runs = {}
+    for name, (field, qrels_file) in STANCE_SETTINGS.items():
+        path = runs / f"scifact-stance-{name}.trec"
+        search(
+            index,
+            topics,
+            path,
+            instruction_field=field,
+            hits=hits,
+            batch_size=batch_size,
+            model=model,
+            progress=False,
+        )
+        stance_runs[name] = read_run(path)
+        scores[f"stance-{name}"] = evaluate(read_qrels(stance / qrels_file), stance_runs[name], ["nDCG@10"])
+    result = pmrr(
+        read_qrels(stance / "qrels_og.tsv"),
+        read_qrels(stance / "qrels_changed.tsv"),
+        stance_runs["og"],
+        stance_runs["changed"],
+    )
+    scores["stance-pmrr"] = {"p-MRR": result.score}
+    (out / "scores.json").write_text(
+        json.dumps({"encoder": model.config.to_dict(), "scores": scores}, indent=2) + "\n"
+    )
+    return scores
+
+
+def format_table(scores: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'setting':<24}{'measure':<10}{'x100':>8}"]
+    for setting, values in scores.items():
+        lines += [f"{setting:<24}{name:<10}{100 * value:>8.2f}" for name, value in values.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m qpr_pyserini.repro", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"shared data folder (default {DEFAULT_DATA})"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/repro"), help="output folder (default out/repro)"
+    )
+    parser.add_argument(
+        "--encoder", default=DEFAULT_ENCODER, help=f"encoder preset or folder (default {DEFAULT_ENCODER})"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        scores = run(args.data, args.out, args.encoder, args.batch_size, args.hits, args.device)
+    except (InputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(scores))
+    print(f"scores and runs under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Topics (+ per-query instructions) -> TREC run over a Pyserini FAISS index (``python -m qpr_pyserini.search``).
+
+Full retrieval searches the faiss index exactly as Pyserini's ``FaissSearcher.batch_search`` does (same
+``index.search`` call, so the same ranking), without starting a JVM. Rerank mode scores only each query's
+given candidates (FollowIR's ``top_ranked`` layout, or a TREC run) with the stored passage vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+from .config import EncoderConfig
+from .index import DenseIndex, load_index
+from .io.candidates import read_candidates
+from .io.errors import InputError
+from .io.runs import write_run
+from .io.topics import Topic, instruction_of, read_topics
+from .modeling import DenseEncoder
+from .presets import resolve_encoder
+
+Hits = list[tuple[str, float]]
+
+
+def check_compatible(index: DenseIndex, config: EncoderConfig, dimension: int) -> None:
+    """Refuse a query encoder whose passage-side settings or dimension differ from the index's encoder."""
+    if dimension != index.dimension:
+        raise InputError(
+            str(index.path), f"index dimension {index.dimension} != query encoder dimension {dimension}"
+        )
+    recorded = index.encoder
+    if recorded is not None:
+        mismatch = recorded.passage_side_mismatch(config)
+        if mismatch:
+            raise InputError(
+                str(index.path),
+                "index was built by a different encoder ("
+                + "; ".join(mismatch)
+                + "); pass --force to search anyway",
+            )
+
+
+def query_encoder_for(
+    index: DenseIndex, encoder: str | EncoderConfig | None, template: str | None, device: str
+) -> DenseEncoder:
+    """The query-side model: the named encoder, else the one the index records."""
+    if encoder is None and index.encoder is None:
+        raise InputError(
+            str(index.path), "index has no qpr_index.json encoder record (Pyserini-built?): pass --encoder"
+        )
+    return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device)
+
+
+def retrieve(index: DenseIndex, queries: np.ndarray, hits: int, threads: int = 1) -> list[Hits]:
+    """Exhaustive inner-product search, as Pyserini's FaissSearcher does it."""
+    faiss.omp_set_num_threads(threads)
+    scores, rows = index.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), hits)
+    return [
+        [(index.docids[r], float(s)) for s, r in zip(row_scores, row_ids, strict=True) if r != -1]
+        for row_scores, row_ids in zip(scores, rows, strict=True)
+    ]
+
+
+def rerank(index: DenseIndex, query: np.ndarray, candidates: Sequence[str], source: str) -> Hits:
+    """Score only ``candidates`` (doc ids) against the stored vectors; ties keep the candidate order."""
+    try:
+        rows = index.rows_of(candidates)
+    except KeyError as err:
+        raise InputError(
+            source, f"candidate doc id {err.args[0]!r} is not in the index {index.path}"
+        ) from err
+    scores = index.vectors(rows) @ query
+    order = np.argsort(-scores, kind="stable")
+    return [(candidates[i], float(scores[i])) for i in order]
+
+
+def search(
+    index: str | Path,
+    topics: str | Path | Sequence[Topic],
+    output: str | Path,
+    *,
+    encoder: str | EncoderConfig | None = None,
+    instruction: str | None = None,
+    instruction_field: str | None = None,
+    template: str | None = None,
+    hits: int = 1000,
+    batch_size: int = 32,
+    candidates: str | Path | None = None,
+    device: str = "cpu",
+    faiss_device: str = "cpu",
+    force: bool = False,
+    tag: str = "qpr",
+    progress: bool = True,
+    model: DenseEncoder | None = None,
+    loaded_index: DenseIndex | None = None,
+) -> int:
+    """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count."""
+    dense = loaded_index or load_index(index)
+    model = model or query_encoder_for(dense, encoder, template, device)
+    if not force:
+        check_compatible(dense, model.config, model.dimension)
+    topic_list = list(topics) if not isinstance(topics, str | Path) else read_topics(topics)
+    instructions = [instruction_of(t, instruction_field, instruction) for t in topic_list]
+    pool = read_candidates(candidates) if candidates is not None else None
+    if faiss_device != "cpu":
+        dense.faiss_index = _to_gpu(dense.faiss_index, faiss_device)
+
+    def results() -> Iterator[tuple[str, Hits]]:
+        bar = tqdm(total=len(topic_list), desc="searching", unit="query", disable=not progress)
+        for start in range(0, len(topic_list), batch_size):
+            chunk = topic_list[start : start + batch_size]
+            vectors = model.embed_queries(
+                [t.query for t in chunk], instructions[start : start + batch_size], batch_size
+            )
+            if pool is None:
+                ranked = retrieve(dense, vectors, hits)
+            else:
+                ranked = [
+                    rerank(dense, v, pool.get(t.qid, []), str(candidates))[:hits]
+                    for t, v in zip(chunk, vectors, strict=True)
+                ]
+            yield from zip((t.qid for t in chunk), ranked, strict=True)
+            bar.update(len(chunk))
+        bar.close()
+
+    return write_run(output, results(), tag=tag)
+
+
+def _to_gpu(index: faiss.Index, device: str) -> faiss.Index:
+    if not hasattr(faiss, "StandardGpuResources"):
+        raise ValueError("--faiss-device cuda needs faiss-gpu (pip install 'qpr_pyserini[gpu]')")
+    gpu = int(device.split(":", 1)[1]) if ":" in device else 0
+    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m qpr_pyserini.search",
+        description="Search a Pyserini FAISS index with instruction-aware queries and write a TREC run "
+        "(qid Q0 docid rank score tag). With --candidates, rerank each query's given candidates instead.",
+    )
+    parser.add_argument(
+        "--index", required=True, help="index folder (ours, or one written by pyserini.encode)"
+    )
+    parser.add_argument(
+        "--topics",
+        required=True,
+        help="BEIR queries.jsonl (extra fields usable by "
+        "--instruction-field), TSV qid<TAB>query, Pyserini JSONL, or irds:<id>",
+    )
+    parser.add_argument("--output", required=True, help="TREC run file to write (atomically)")
+    parser.add_argument(
+        "--encoder", help="query encoder: preset, folder, or model (default: the index's record)"
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--instruction", help="one instruction for every query")
+    group.add_argument(
+        "--instruction-field", help="topic field holding each query's instruction, e.g. instruction_og"
+    )
+    parser.add_argument(
+        "--template",
+        help="instruction template: promptriever, instruction-first, instructir, "
+        "concat, or a format string with {query} and {instruction} (default: the encoder's)",
+    )
+    parser.add_argument("--hits", type=int, default=1000, help="results per query (default 1000)")
+    parser.add_argument("--batch-size", type=int, default=32, help="queries per forward pass (default 32)")
+    parser.add_argument(
+        "--candidates", help="rerank mode: FollowIR top_ranked JSONL, qid<TAB>docid TSV or a TREC run"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device for the query encoder (default cpu)")
+    parser.add_argument("--faiss-device", default="cpu", help="cpu, or cuda[:N] with faiss-gpu")
+    parser.add_argument(
+        "--force", action="store_true", help="search even if the encoder differs from the index's"
+    )
+    parser.add_argument("--tag", default="qpr", help="run tag (last column)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        lines = search(
+            args.index,
+            args.topics,
+            args.output,
+            encoder=args.encoder,
+            instruction=args.instruction,
+            instruction_field=args.instruction_field,
+            template=args.template,
+            hits=args.hits,
+            batch_size=args.batch_size,
+            candidates=args.candidates,
+            device=args.device,
+            faiss_device=args.faiss_device,
+            force=args.force,
+            tag=args.tag,
+            progress=not args.quiet,
+        )
+    except (InputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {lines} lines to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

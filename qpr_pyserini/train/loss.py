@@ -1,0 +1,167 @@
+"""Contrastive objective with the query-preserving regularizer (QPR).
+
+What is implemented, for a batch of B query rows and N candidate passages (all tensors already gathered across
+devices when training distributed, see ``qpr_pyserini.train.distributed``):
+
+    L = CE(e_aug, d+) + weight * KL(p_orig || p_qc)
+
+- ``CE(e_aug, d+)`` is :func:`info_nce` over *all* rows of the instruction-augmented embeddings. For a row
+  without an instruction the augmented query *is* the original query, so this single term already covers
+  method.md's "+ CE(e_orig, d+) for rows without instruction".
+- ``p_orig = softmax(e_orig . D / tau_qpr)`` and ``p_qc = softmax(e_qc . D / tau_qpr)`` over the candidate set
+  D: the whole passages matrix (``candidates="batch"``) or the row's own Tevatron group of ``group_size``
+  passages (``candidates="group"``). ``tau_qpr`` defaults to the contrastive temperature.
+- The KL is averaged over the rows *with* an instruction only (``has_instruction``); rows without one have
+  ``e_qc == e_orig`` and would only dilute the mean. Direction "forward" is KL(p_orig || p_qc), "reverse"
+  KL(p_qc || p_orig), "symmetric" their mean; ``stop_gradient`` detaches the original side.
+- ``LossOutput.regularizer`` is the *unweighted* KL (for logging);
+  ``loss = contrastive + weight * regularizer``.
+
+Embeddings are used as given: L2-normalise them in the encoder if the model calls for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DIRECTIONS = ("forward", "reverse", "symmetric")
+CANDIDATES = ("batch", "group")
+SPAN_POOLINGS = ("mean", "last")
+
+
+def info_nce(queries: Tensor, passages: Tensor, targets: Tensor, temperature: float) -> Tensor:
+    """Mean cross-entropy of ``queries @ passages.T / temperature`` against the positive indices."""
+    logits = queries @ passages.T / temperature
+    return F.cross_entropy(logits, targets)
+
+
+def _candidate_logits(
+    queries: Tensor, passages: Tensor, temperature: float, group_size: int | None
+) -> Tensor:
+    """Scores [B, N] against every passage, or [B, g] against each row's own group passages[i*g:(i+1)*g]."""
+    if group_size is None:
+        return queries @ passages.T / temperature
+    rows = queries.shape[0]
+    if passages.shape[0] != rows * group_size:
+        raise ValueError(
+            f"group candidates need {rows} x {group_size} = {rows * group_size} passages, "
+            f"got {passages.shape[0]}"
+        )
+    groups = passages.view(rows, group_size, -1)
+    return torch.einsum("bd,bgd->bg", queries, groups) / temperature
+
+
+def qpr_regularizer(
+    original: Tensor,
+    component: Tensor,
+    passages: Tensor,
+    *,
+    temperature: float,
+    direction: str = "forward",
+    stop_gradient: bool = True,
+    group_size: int | None = None,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """KL between the original query's and the query component's relevance distributions over the candidates.
+
+    ``mask`` (bool [B]) keeps only the selected rows; with none selected the result is a zero that keeps the
+    autograd graph of ``component``.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if stop_gradient:
+        original = original.detach()
+    log_p_orig = F.log_softmax(_candidate_logits(original, passages, temperature, group_size), dim=-1)
+    log_p_qc = F.log_softmax(_candidate_logits(component, passages, temperature, group_size), dim=-1)
+    if mask is not None:
+        if not bool(mask.any()):
+            return component.sum() * 0
+        log_p_orig, log_p_qc = log_p_orig[mask], log_p_qc[mask]
+    # kl_div(input=log q, target=log p) = KL(p || q), averaged over rows.
+    forward = F.kl_div(log_p_qc, log_p_orig, log_target=True, reduction="batchmean")
+    if direction == "forward":
+        return forward
+    reverse = F.kl_div(log_p_orig, log_p_qc, log_target=True, reduction="batchmean")
+    if direction == "reverse":
+        return reverse
+    return (forward + reverse) / 2
+
+
+@dataclass
+class QPRConfig:
+    """Options of the query-preserving regularizer; ``weight`` 0 disables it."""
+
+    weight: float = 0.0
+    temperature: float | None = None
+    direction: str = "forward"
+    stop_gradient: bool = True
+    candidates: str = "batch"
+    span_pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (
+            ("direction", self.direction, DIRECTIONS),
+            ("candidates", self.candidates, CANDIDATES),
+            ("span_pooling", self.span_pooling, SPAN_POOLINGS),
+        ):
+            if value not in choices:
+                raise ValueError(f"QPR {name} must be one of {choices}, got {value!r}")
+        if self.weight < 0:
+            raise ValueError(f"QPR weight must be >= 0, got {self.weight}")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"QPR temperature must be > 0 or None, got {self.temperature}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the regularizer contributes to the loss."""
+        return self.weight > 0
+
+
+@dataclass
+class LossOutput:
+    """Total loss and its parts; ``regularizer`` is unweighted."""
+
+    loss: Tensor
+    contrastive: Tensor
+    regularizer: Tensor
+
+
+def contrastive_qpr_loss(
+    aug: Tensor,
+    passages: Tensor,
+    targets: Tensor,
+    *,
+    temperature: float,
+    qpr: QPRConfig,
+    group_size: int,
+    original: Tensor | None = None,
+    component: Tensor | None = None,
+    has_instruction: Tensor | None = None,
+) -> LossOutput:
+    """``info_nce(aug) + qpr.weight * qpr_regularizer(original, component)`` over rows with an instruction.
+
+    ``original`` and ``component`` are required when the regularizer is enabled; ``has_instruction`` None
+    means every row has one.
+    """
+    contrastive = info_nce(aug, passages, targets, temperature)
+    if not qpr.enabled:
+        return LossOutput(loss=contrastive, contrastive=contrastive, regularizer=contrastive.new_zeros(()))
+    if original is None or component is None:
+        raise ValueError("QPR weight > 0 needs the original and query-component embeddings")
+    regularizer = qpr_regularizer(
+        original,
+        component,
+        passages,
+        temperature=qpr.temperature if qpr.temperature is not None else temperature,
+        direction=qpr.direction,
+        stop_gradient=qpr.stop_gradient,
+        group_size=group_size if qpr.candidates == "group" else None,
+        mask=has_instruction,
+    )
+    return LossOutput(
+        loss=contrastive + qpr.weight * regularizer, contrastive=contrastive, regularizer=regularizer
+    )
