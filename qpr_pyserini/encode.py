@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from .io.corpus import Document, count_documents, iter_corpus_shard
 from .io.errors import InputError
 from .modeling import DenseEncoder
 from .presets import DEFAULT_ENCODER, available_presets, resolve_encoder
+
+log = logging.getLogger(__name__)
 
 
 def encode_corpus(
@@ -38,6 +41,13 @@ def encode_corpus(
     The folder appears only once complete. Returns its path.
     """
     config = resolve_encoder(encoder, passage_max_length=max_length)
+    if config.passage_encoder is not None:
+        log.warning(
+            "%s was trained query-side against a fixed index; encoding passages with it uses the trained "
+            "backbone, not the passage encoder it was trained against (%s)",
+            config.name or config.model,
+            config.passage_encoder.get("name") or config.passage_encoder.get("model"),
+        )
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
     total = count_documents(corpus)

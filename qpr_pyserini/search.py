@@ -37,6 +37,11 @@ def check_compatible(index: DenseIndex, config: EncoderConfig, dimension: int) -
     recorded = index.encoder
     if recorded is not None:
         mismatch = recorded.passage_side_mismatch(config)
+        if mismatch and config.passage_encoder is not None:
+            # A query-side model (qpr_pyserini.train --mode query-side) records the passage encoder it was
+            # trained against: it belongs with indexes built by that encoder.
+            trained_against = EncoderConfig.from_dict(config.passage_encoder, "passage_encoder")
+            mismatch = recorded.passage_side_mismatch(trained_against)
         if mismatch:
             raise InputError(
                 str(index.path),

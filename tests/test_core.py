@@ -262,3 +262,43 @@ def test_search_cli_errors_are_one_line(
         search.main(["--index", str(tmp_path), "--topics", str(topics), "--output", str(tmp_path / "r")]) == 2
     )
     assert "not a Pyserini FAISS index" in capsys.readouterr().err
+
+
+def test_mine_takes_top_k_minus_positives(built: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    from qpr_pyserini import mine
+    from qpr_pyserini.train.data import read_training_data
+
+    row = {
+        "query_id": "q1",
+        "query": "apple fruit",
+        "positive_passages": [{"docid": "d0", "title": "", "text": "a"}],
+        "negative_passages": [],
+    }
+    train = write_jsonl(tmp_path / "train.jsonl", [row])
+    out = tmp_path / "mined.jsonl"
+    assert (
+        mine.main(
+            [
+                "--train-data",
+                str(train),
+                "--index",
+                str(built),
+                "--corpus",
+                str(tiny_corpus),
+                "--output",
+                str(out),
+                "--depth",
+                "5",
+                "--keep",
+                "3",
+            ]
+        )
+        == 0
+    )
+    (example,) = read_training_data(out)
+    index = load_index(built)
+    model = DenseEncoder.load(index.encoder)
+    scores = (model.embed_queries(["apple fruit"]) @ index.vectors().T)[0]
+    top = [index.docids[i] for i in np.argsort(-scores, kind="stable")[:5] if index.docids[i] != "d0"][:3]
+    assert [p.docid for p in example.negatives] == top
+    assert all(p.text for p in example.negatives)

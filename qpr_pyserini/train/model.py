@@ -1,0 +1,181 @@
+"""The trained model: a DenseEncoder plus the contrastive + query-preserving objective.
+
+One forward pass over the instruction-augmented queries gives both ``e_aug`` (the encoder's pooling) and the
+query component ``e_qc`` (pooling over the query's own tokens, from the same hidden states); the original
+queries are encoded separately, only when the regularizer is on. Passages are encoded by the same encoder
+(full mode) or come as fixed vectors from an index (query-side mode). Everything is gathered across ranks
+before the loss, so each rank computes the global loss with every rank's passages as negatives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from ..modeling import Batch, DenseEncoder, pool
+from .arguments import ModelArguments
+from .distributed import gather_with_grad, global_targets
+from .loss import LossOutput, QPRConfig, contrastive_qpr_loss
+
+log = logging.getLogger(__name__)
+
+DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ENCODER_LORA_TARGETS = ("query", "key", "value", "dense")
+
+
+def check_vacuous(encoder: DenseEncoder, qpr: QPRConfig, allow: bool) -> None:
+    """Refuse (or loudly warn about) a regularizer that cannot have any effect.
+
+    In a causal decoder a query placed before the instruction never attends to it, so pooling its span
+    gives the query's encoding alone: p_qc equals p_orig and the KL term is zero by construction.
+    """
+    if not (qpr.enabled and encoder.is_causal and encoder.template.query_first):
+        return
+    message = (
+        f"the query-preserving regularizer is vacuous here: {encoder.config.model} is a causal decoder and "
+        f"the template {encoder.template.pattern!r} puts the query before the instruction, so the query's "
+        "hidden states never see the instruction and its span embedding equals the plain query's"
+    )
+    if not allow:
+        raise ValueError(
+            f"{message}. Use an instruction-first template (e.g. --template instruction-first), a "
+            "bidirectional encoder, --qpr_weight 0, or --allow_vacuous to train anyway"
+        )
+    log.warning("!" * 20 + " %s; training anyway (--allow_vacuous) " + "!" * 20, message)
+
+
+class InstructionRetrieverModel(torch.nn.Module):
+    """Owns the encoder and the loss: ``forward`` returns the (global) LossOutput of one local batch."""
+
+    def __init__(
+        self, encoder: DenseEncoder, *, qpr: QPRConfig, temperature: float, allow_vacuous: bool = False
+    ) -> None:
+        super().__init__()
+        check_vacuous(encoder, qpr, allow_vacuous)
+        self.encoder = encoder
+        self.qpr = qpr
+        self.temperature = temperature
+
+    def encode_queries(self, queries: Batch) -> tuple[Tensor, Tensor | None]:
+        """e_aug, and e_qc when the regularizer is on, pooled from one pass over the augmented queries."""
+        hidden = self.encoder.hidden_states(queries)
+        aug = self.encoder.finish(pool(hidden, queries.attention_mask, self.encoder.config.pooling))
+        if not self.qpr.enabled:
+            return aug, None
+        if queries.span_mask is None:
+            raise ValueError("the regularizer needs the query span masks (tokenize with spans)")
+        return aug, self.encoder.finish(pool(hidden, queries.span_mask, self.qpr.span_pooling))
+
+    def forward(
+        self,
+        query: Mapping[str, Tensor],
+        has_instruction: Tensor,
+        passage: Mapping[str, Tensor] | None = None,
+        passage_vectors: Tensor | None = None,
+        original: Mapping[str, Tensor] | None = None,
+    ) -> LossOutput:
+        """Global loss of B local queries (tokenised with query-span masks) against B x group passages.
+
+        ``passage`` is a tokenised passage batch (full mode); ``passage_vectors`` fixed passage embeddings
+        (query-side mode); ``original`` the tokenised queries without instruction (needed when QPR is on).
+        Passage ``k * group`` is query ``k``'s positive.
+        """
+        queries = Batch(**query)
+        aug, component = self.encode_queries(queries)
+        if passage is not None:
+            passages = self.encoder(Batch(**passage))
+        elif passage_vectors is not None:
+            passages = passage_vectors.to(aug.device, aug.dtype)
+        else:
+            raise ValueError("forward needs either 'passage' (token batch) or 'passage_vectors'")
+        rows = aug.shape[0]
+        group, remainder = divmod(passages.shape[0], rows)
+        if remainder or not group:
+            raise ValueError(f"{passages.shape[0]} passages do not form groups for {rows} queries")
+        targets = torch.arange(rows, device=aug.device) * group
+
+        original_emb = None
+        regularized = has_instruction.bool()
+        if component is not None:
+            if original is None:
+                raise ValueError("the regularizer needs the 'original' queries (without instruction)")
+            original_emb = gather_with_grad(self.encoder(Batch(**original)))
+            # A query truncated away entirely (long instruction first) has no span to pool.
+            regularized = regularized & queries.span_mask.bool().any(1)
+            component = gather_with_grad(component)
+        return contrastive_qpr_loss(
+            gather_with_grad(aug),
+            gather_with_grad(passages),
+            gather_with_grad(global_targets(targets, passages.shape[0])),
+            temperature=self.temperature,
+            qpr=self.qpr,
+            group_size=group,
+            original=original_emb,
+            component=component,
+            has_instruction=gather_with_grad(regularized),
+        )
+
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """Called by the HF Trainer for ``--activation_checkpointing`` (or ``--gradient_checkpointing``)."""
+        self.encoder.backbone.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+            every_n_layers=every_n_layers,
+            offload=offload,
+        )
+
+
+def lora_targets(backbone: torch.nn.Module) -> list[str]:
+    """Promptriever's projections for decoders, query/key/value/dense for BERT-style encoders."""
+    linear = {
+        name.rsplit(".", 1)[-1] for name, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)
+    }
+    for candidates in (DECODER_LORA_TARGETS, ENCODER_LORA_TARGETS):
+        found = [name for name in candidates if name in linear]
+        if found:
+            return found
+    raise ValueError(
+        f"cannot guess LoRA target modules for model type {backbone.config.model_type!r}; "
+        "set --lora_target_modules"
+    )
+
+
+def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
+    """The starting encoder in train mode, with a fresh (or the configured, continued) LoRA adapter if asked.
+
+    A starting encoder that carries an unmerged adapter continues training that adapter under ``--lora``,
+    and is merged into its backbone for full fine-tuning otherwise.
+    """
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+    config = args.encoder_config()
+    if args.lora and config.lora and config.merge_lora:
+        raise ValueError(
+            f"{args.encoder} merges its LoRA adapter on load: a new adapter on top could not be saved as one "
+            "adapter over the base model; train it fully (no --lora) or load it with merge_lora false"
+        )
+    encoder = DenseEncoder.load(config, device="cpu").train()
+    backbone = encoder.backbone
+    if isinstance(backbone, PeftModel):
+        if args.lora:
+            for name, param in backbone.named_parameters():
+                param.requires_grad = "lora_" in name
+        else:
+            encoder.backbone = backbone.merge_and_unload()
+    elif args.lora:
+        config = LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION,
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=args.lora_target_modules or lora_targets(backbone),
+        )
+        encoder.backbone = get_peft_model(backbone, config)
+    return encoder

@@ -1,0 +1,185 @@
+"""QPRTrainer: the Hugging Face Trainer with the contrastive + QPR loss and searchable encoder folders.
+
+What differs from the stock Trainer: the loss (gathered across ranks, scaled for DDP's gradient averaging,
+its two terms logged), the collator (TrainGroups -> token batches, or index vectors in query-side mode), and
+saving: every checkpoint and the final output folder is an encoder folder (backbone or LoRA adapter,
+tokenizer and ``qpr_encoder.json``) that ``--encoder FOLDER`` loads directly in encode and search.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import AutoModel, Trainer, TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from ..config import EncoderConfig
+from ..index import DenseIndex
+from ..modeling import Batch, DenseEncoder
+from .data import GroupSampler, TrainGroup
+from .distributed import scale_for_ddp, world_size
+from .loss import LossOutput
+from .model import InstructionRetrieverModel
+
+BACKBONE_PREFIX = "encoder.backbone."
+
+
+def _tensors(batch: Batch) -> dict[str, Tensor]:
+    return {name: value for name, value in vars(batch).items() if value is not None}
+
+
+@dataclass
+class GroupCollator:
+    """TrainGroups -> the keyword tensors of InstructionRetrieverModel.forward."""
+
+    encoder: DenseEncoder
+    originals: bool
+    """Also tokenise the queries without instruction (needed by the regularizer)."""
+    index: DenseIndex | None = None
+    """Query-side mode: take passage vectors from this index instead of tokenising passages."""
+
+    def __call__(self, groups: Sequence[TrainGroup]) -> dict[str, Any]:
+        encoder, config = self.encoder, self.encoder.config
+        queries = [g.example.query for g in groups]
+        instructions = [g.example.instruction for g in groups]
+        formatted = encoder.format_queries(queries, instructions)
+        spans = [(f.query_start, f.query_end) for f in formatted]
+        batch: dict[str, Any] = {
+            "query": _tensors(encoder.tokenize([f.text for f in formatted], config.query_max_length, spans)),
+            "has_instruction": torch.tensor([bool(i and i.strip()) for i in instructions]),
+        }
+        if self.originals:
+            plain = [f.text for f in encoder.format_queries(queries)]
+            batch["original"] = _tensors(encoder.tokenize(plain, config.query_max_length))
+        passages = [p for g in groups for p in g.passages]
+        if self.index is None:
+            texts = encoder.format_passages([p.text for p in passages], [p.title for p in passages])
+            batch["passage"] = _tensors(encoder.tokenize(texts, config.passage_max_length))
+        else:
+            rows = self.index.rows_of([p.docid for p in passages])
+            batch["passage_vectors"] = torch.from_numpy(self.index.vectors(rows))
+        return batch
+
+
+class SetEpochCallback(TrainerCallback):
+    """Tell the GroupSampler which epoch's groups to draw (the Trainer only tells its sampler)."""
+
+    def __init__(self, dataset: GroupSampler) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.dataset.set_epoch(int(state.epoch or 0))
+
+
+def _is_peft(backbone: torch.nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(backbone, PeftModel)
+
+
+def _absolute(model: str) -> str:
+    """An existing relative local path made absolute (the saved folder may move); hub ids unchanged."""
+    return str(Path(model).resolve()) if not model.startswith("pypi:") and Path(model).exists() else model
+
+
+def saved_encoder_config(
+    encoder: DenseEncoder, folder: str | Path, passage_encoder: dict[str, Any] | None
+) -> EncoderConfig:
+    """A saved folder's ``qpr_encoder.json``: the backbone in ``.``, or an adapter in ``.`` on the base."""
+    config = encoder.config
+    if _is_peft(encoder.backbone):
+        files = {"model": _absolute(config.model), "tokenizer": ".", "lora": "."}
+    else:
+        files = {"model": ".", "tokenizer": None, "lora": None, "gguf_file": None}
+    return replace(
+        config,
+        **files,
+        merge_lora=False,
+        name=Path(folder).resolve().name,
+        description=f"trained by qpr_pyserini.train from {config.name or config.model}",
+        passage_encoder=passage_encoder,
+    )
+
+
+class QPRTrainer(Trainer):
+    """Trainer for InstructionRetrieverModel; saved configs record ``passage_encoder`` (query-side)."""
+
+    def __init__(self, *args: Any, passage_encoder: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passage_encoder = passage_encoder
+        self._terms: list[LossOutput] = []
+        if isinstance(self.train_dataset, GroupSampler):
+            self.add_callback(SetEpochCallback(self.train_dataset))
+
+    @property
+    def encoder(self) -> DenseEncoder:
+        model: InstructionRetrieverModel = self.accelerator.unwrap_model(self.model)
+        return model.encoder
+
+    # ----- loss and logging ----------------------------------------------------------------------------
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor | tuple[Tensor, LossOutput]:
+        """The global loss (every rank computes the same), times the world size to undo DDP's averaging."""
+        output: LossOutput = model(**inputs)
+        self._terms.append(
+            LossOutput(*(t.detach() for t in (output.loss, output.contrastive, output.regularizer)))
+        )
+        loss = scale_for_ddp(output.loss)
+        return (loss, output) if return_outputs else loss
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Report the unscaled loss (compute_loss scaled it by the world size for the gradient only)."""
+        return super().training_step(*args, **kwargs) / world_size()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean contrastive and (unweighted) regularizer terms since the last log."""
+        if "loss" in logs and self._terms:
+            logs["contrastive"] = torch.stack([t.contrastive for t in self._terms]).mean().item()
+            logs["regularizer"] = torch.stack([t.regularizer for t in self._terms]).mean().item()
+            self._terms.clear()
+        super().log(logs, start_time)
+
+    # ----- saving and resuming -------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, Tensor] | None = None) -> None:
+        """Write a searchable encoder folder (and the training arguments, as the stock Trainer does)."""
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        encoder = self.encoder
+        if state_dict is not None:  # DeepSpeed / FSDP hand over the gathered weights of the whole model
+            state_dict = {k.removeprefix(BACKBONE_PREFIX): v for k, v in state_dict.items()}
+        encoder.backbone.save_pretrained(output_dir, state_dict=state_dict)
+        encoder.tokenizer.save_pretrained(output_dir)
+        saved_encoder_config(encoder, output_dir, self.passage_encoder).save(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def save_merged(self, output_dir: str | Path) -> None:
+        """Merge the LoRA adapter into the backbone (in place: call after training) and save a full folder."""
+        encoder = self.encoder
+        encoder.backbone = encoder.backbone.merge_and_unload()
+        self._save(str(output_dir))
+
+    def _load_from_checkpoint(
+        self, resume_from_checkpoint: str, model: torch.nn.Module | None = None
+    ) -> None:
+        """Load the backbone (or adapter) weights of a checkpoint folder written by ``_save``."""
+        backbone = self.encoder.backbone
+        if _is_peft(backbone):
+            from peft import load_peft_weights, set_peft_model_state_dict
+
+            set_peft_model_state_dict(backbone, load_peft_weights(resume_from_checkpoint))
+        else:
+            saved = AutoModel.from_pretrained(resume_from_checkpoint, dtype=backbone.dtype)
+            backbone.load_state_dict(saved.state_dict())

@@ -1,0 +1,357 @@
+"""Training: query-span pooling, the vacuous-case check, full / query-side / LoRA training, saving, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from train_helpers import TEMPLATES, tiny_bert, tiny_llama, write_rows
+
+from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.index import IndexWriter, load_index
+from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.presets import resolve_encoder
+from qpr_pyserini.train.__main__ import build_trainer, main, train
+from qpr_pyserini.train.arguments import parse_arguments
+from qpr_pyserini.train.loss import QPRConfig
+from qpr_pyserini.train.model import (
+    DECODER_LORA_TARGETS,
+    ENCODER_LORA_TARGETS,
+    InstructionRetrieverModel,
+    lora_targets,
+)
+
+QUERIES = ["apple fruit nutrition", "longest river"]
+INSTRUCTIONS = ["Find documents about health.", "Prefer passages written for children."]
+PROBE = ["learn piano", "coffee brewing"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> object:
+    """Tiny models run fastest on one thread (and do not spin against other jobs on a 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
+    return tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
+    return tiny_llama(tmp_path_factory.mktemp("llama"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_rows(tmp_path_factory.mktemp("data") / "train.jsonl")
+
+
+def cli(encoder: str | Path, data: Path, output: Path, *extra: str) -> list[str]:
+    """Command-line arguments of a small, quiet run (6 rows, groups of 3, all in one batch)."""
+    return [
+        *("--encoder", str(encoder), "--train_data", str(data), "--output_dir", str(output)),
+        *("--group_size", "3", "--per_device_train_batch_size", "6", "--temperature", "0.05"),
+        *("--learning_rate", "1e-3", "--logging_steps", "1", "--save_strategy", "no"),
+        *("--disable_tqdm", "true"),
+        *extra,
+    ]
+
+
+def model_for(config: EncoderConfig, template: str, **qpr: object) -> InstructionRetrieverModel:
+    encoder = DenseEncoder.load(replace(config, template=template))
+    return InstructionRetrieverModel(
+        encoder, qpr=QPRConfig(weight=0.5, **qpr), temperature=0.05, allow_vacuous=True
+    )
+
+
+# ----- the query component -------------------------------------------------------------------------------
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("backbone", ["bert", "llama"])
+@pytest.mark.parametrize("span_pooling", ["mean", "last"])
+def test_query_component_pools_the_query_tokens(
+    request: pytest.FixtureRequest, backbone: str, template: str, span_pooling: str
+) -> None:
+    model = model_for(request.getfixturevalue(backbone), template, span_pooling=span_pooling)
+    encoder = model.encoder
+    formatted = encoder.format_queries(QUERIES, INSTRUCTIONS)
+    batch = encoder.tokenize(
+        [f.text for f in formatted], 64, [(f.query_start, f.query_end) for f in formatted]
+    )
+    with torch.no_grad():
+        aug, component = model.encode_queries(batch)
+        hidden = encoder.hidden_states(batch)
+    torch.testing.assert_close(aug, encoder(batch))
+    for row, query in enumerate(QUERIES):
+        positions = batch.span_mask[row].nonzero().squeeze(1)
+        assert encoder.tokenizer.decode(batch.input_ids[row, positions]).strip() == query
+        assert positions.tolist() == list(range(positions[0], positions[-1] + 1))  # one contiguous span
+        tokens = hidden[row, positions]
+        expected = tokens.mean(0) if span_pooling == "mean" else tokens[-1]
+        torch.testing.assert_close(component[row], F.normalize(expected, dim=-1))
+
+
+@pytest.mark.parametrize(
+    "backbone, template, vacuous",
+    [
+        ("llama", "promptriever", True),
+        ("llama", "concat", True),
+        ("llama", "instruction-first", False),
+        ("llama", "instructir", False),
+        ("bert", "promptriever", False),
+    ],
+)
+def test_query_first_causal_component_is_the_query_alone(
+    request: pytest.FixtureRequest, backbone: str, template: str, vacuous: bool
+) -> None:
+    """method.md's caution, measured: a causal model's query-first span never sees the instruction."""
+    model = model_for(request.getfixturevalue(backbone), template)
+    encoder = model.encoder
+    with_instruction = encoder.format_queries(QUERIES, INSTRUCTIONS)
+    alone = encoder.format_queries(QUERIES)
+    with torch.no_grad():
+        _, component = model.encode_queries(
+            encoder.tokenize(
+                [f.text for f in with_instruction],
+                64,
+                [(f.query_start, f.query_end) for f in with_instruction],
+            )
+        )
+        _, plain = model.encode_queries(
+            encoder.tokenize([f.text for f in alone], 64, [(f.query_start, f.query_end) for f in alone])
+        )
+    assert torch.allclose(component, plain, atol=1e-5) == vacuous
+
+
+# ----- the vacuous-case check ----------------------------------------------------------------------------
+@pytest.mark.parametrize("template", ["promptriever", "concat"])
+def test_vacuous_case_is_refused_unless_allowed(
+    llama: EncoderConfig, template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    encoder = DenseEncoder.load(replace(llama, template=template))
+    with pytest.raises(ValueError, match="vacuous.*instruction-first"):
+        InstructionRetrieverModel(encoder, qpr=QPRConfig(weight=0.1), temperature=0.05)
+    with caplog.at_level(logging.WARNING):
+        InstructionRetrieverModel(encoder, qpr=QPRConfig(weight=0.1), temperature=0.05, allow_vacuous=True)
+    assert "vacuous" in caplog.text
+    InstructionRetrieverModel(encoder, qpr=QPRConfig(weight=0.0), temperature=0.05)  # plain InfoNCE is fine
+
+
+@pytest.mark.parametrize(
+    "backbone, template", [("llama", "instruction-first"), ("llama", "instructir"), ("bert", "concat")]
+)
+def test_meaningful_setups_are_accepted(request: pytest.FixtureRequest, backbone: str, template: str) -> None:
+    encoder = DenseEncoder.load(replace(request.getfixturevalue(backbone), template=template))
+    InstructionRetrieverModel(encoder, qpr=QPRConfig(weight=0.1), temperature=0.05)
+
+
+def test_lora_targets_per_backbone(bert: EncoderConfig, llama: EncoderConfig) -> None:
+    assert lora_targets(DenseEncoder.load(llama).backbone) == list(DECODER_LORA_TARGETS)
+    assert lora_targets(DenseEncoder.load(bert).backbone) == list(ENCODER_LORA_TARGETS)
+
+
+# ----- training ------------------------------------------------------------------------------------------
+def test_loss_falls_in_full_mode(bert: EncoderConfig, data: Path, tmp_path: Path) -> None:
+    trainer = build_trainer(
+        parse_arguments(cli(bert.model, data, tmp_path, "--max_steps", "20", "--qpr_weight", "0.2"))
+    )
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 20
+    assert {"contrastive", "regularizer"} <= set(logs[0])
+    first, last = logs[0]["loss"], sum(entry["loss"] for entry in logs[-3:]) / 3
+    assert last < 0.5 * first
+    assert trainer.train_dataset.epoch == 19  # one batch per epoch: the sampler was told each epoch
+
+
+def test_llama_trains_with_lora_and_qpr(llama: EncoderConfig, data: Path, tmp_path: Path) -> None:
+    trainer = build_trainer(
+        parse_arguments(cli(llama.model, data, tmp_path, "--max_steps", "3", "--lora", "--qpr_weight", "0.5"))
+    )
+    trainer.train()
+    assert all(entry["regularizer"] > 0 for entry in trainer.state.log_history if "loss" in entry)
+
+
+def _index(folder: Path, config: EncoderConfig, rows: list[dict], skip: str | None = None) -> Path:
+    encoder = DenseEncoder.load(config)
+    passages = {
+        p["docid"]: p for row in rows for key in ("positive_passages", "negative_passages") for p in row[key]
+    }
+    docids = sorted(d for d in passages if d != skip)
+    vectors = encoder.embed_passages(
+        [passages[d]["text"] for d in docids], [passages[d]["title"] for d in docids]
+    )
+    with IndexWriter(folder, encoder.dimension, config) as writer:
+        writer.add(docids, vectors)
+    return folder
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_query_side_mode_trains_against_a_fixed_index(
+    bert: EncoderConfig, data: Path, tmp_path: Path
+) -> None:
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    index_dir = _index(tmp_path / "index", bert, rows)
+    before = _digest(index_dir)
+    out = tmp_path / "out"
+    extra = ("--mode", "query-side", "--index", str(index_dir), "--max_steps", "4", "--qpr_weight", "0.2")
+    trainer = build_trainer(parse_arguments(cli(bert.model, data, out, *extra)))
+
+    index = load_index(index_dir)
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    docids = [p.docid for i in (0, 1) for p in trainer.train_dataset[i].passages]
+    assert "passage" not in batch
+    torch.testing.assert_close(
+        batch["passage_vectors"], torch.from_numpy(index.vectors(index.rows_of(docids)))
+    )
+
+    trainer.train()
+    trainer.save_model()
+    assert _digest(index_dir) == before
+    saved = resolve_encoder(out)
+    assert saved.passage_encoder == index.record["encoder"]
+    # The trained model differs from the index's encoder; the encoder it was trained against does not.
+    assert saved.passage_side_mismatch(index.encoder) != []
+    assert EncoderConfig.from_dict(saved.passage_encoder).passage_side_mismatch(index.encoder) == []
+    trained = DenseEncoder.load(saved).embed_queries(PROBE)
+    assert not torch.allclose(
+        torch.from_numpy(trained), torch.from_numpy(DenseEncoder.load(bert).embed_queries(PROBE))
+    )
+
+
+def test_query_side_names_a_passage_missing_from_the_index(
+    bert: EncoderConfig, data: Path, tmp_path: Path
+) -> None:
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    index_dir = _index(tmp_path / "index", bert, rows, skip="d-moon")
+    args = cli(bert.model, data, tmp_path / "out", "--mode", "query-side", "--index", str(index_dir))
+    with pytest.raises(ValueError, match="'d-moon' is not in the index"):
+        build_trainer(parse_arguments(args))
+
+
+def test_lora_adapter_round_trips(bert: EncoderConfig, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = cli(bert.model, data, out, "--max_steps", "2", "--learning_rate", "1e-2", "--lora", "--merge_lora")
+    trainer = build_trainer(parse_arguments(args))
+    trainer.train()
+    trainer.save_model()
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    in_memory = trainer.encoder.eval()
+    expected = in_memory.embed_queries(PROBE, INSTRUCTIONS)
+    loaded = DenseEncoder.load(resolve_encoder(out))
+    assert loaded.config.lora == str(out.resolve()) and loaded.config.model == bert.model
+    assert torch.equal(
+        torch.from_numpy(loaded.embed_queries(PROBE, INSTRUCTIONS)), torch.from_numpy(expected)
+    )
+    base = DenseEncoder.load(bert).embed_queries(PROBE, INSTRUCTIONS)
+    assert not torch.allclose(torch.from_numpy(expected), torch.from_numpy(base), atol=1e-4)
+
+    trainer.save_merged(out / "merged")
+    merged = DenseEncoder.load(resolve_encoder(out / "merged"))
+    assert merged.config.lora is None
+    torch.testing.assert_close(
+        torch.from_numpy(merged.embed_queries(PROBE, INSTRUCTIONS)),
+        torch.from_numpy(expected),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_resume_from_checkpoint_continues_exactly(bert: EncoderConfig, data: Path, tmp_path: Path) -> None:
+    steps = (
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "3",
+    )
+    train(parse_arguments(cli(bert.model, data, tmp_path / "a", *steps)))
+    checkpoint = tmp_path / "a" / "checkpoint-2"
+    assert resolve_encoder(checkpoint).model == str(
+        checkpoint.resolve()
+    )  # every checkpoint is an encoder folder
+    shutil.copytree(checkpoint, tmp_path / "b" / "checkpoint-2")
+    train(parse_arguments(cli(bert.model, data, tmp_path / "b", *steps, "--resume_from_checkpoint", "last")))
+    straight = load_file(tmp_path / "a" / "checkpoint-4" / "model.safetensors")
+    again = load_file(tmp_path / "b" / "checkpoint-4" / "model.safetensors")
+    for name, tensor in straight.items():
+        torch.testing.assert_close(again[name], tensor, atol=1e-6, rtol=0)
+
+
+# ----- the command line ----------------------------------------------------------------------------------
+def test_cli_trains_from_a_json_config(
+    bert: EncoderConfig, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "model"
+    config = {
+        "encoder": bert.model,
+        "train_data": str(data),
+        "output_dir": str(out),
+        "group_size": 3,
+        "per_device_train_batch_size": 3,
+        "num_train_epochs": 1,
+        "qpr_weight": 0.5,
+        "qpr_candidates": "group",
+        "activation_checkpointing": True,
+        "save_strategy": "no",
+        "disable_tqdm": True,
+    }
+    (tmp_path / "train.json").write_text(json.dumps(config))
+    assert main([str(tmp_path / "train.json"), "--template", "instruction-first"]) == 0
+    assert f"--encoder {out}" in capsys.readouterr().out
+    saved = resolve_encoder(out)
+    assert saved.template == "instruction-first" and saved.model == str(out.resolve())
+    assert DenseEncoder.load(saved).embed_queries(PROBE, INSTRUCTIONS).shape == (2, 32)
+
+
+def test_yaml_config_and_command_line_precedence(tmp_path: Path) -> None:
+    (tmp_path / "train.yaml").write_text(
+        "train_data: rows.jsonl\noutput_dir: out\nqpr_weight: 0.3\nlora_target_modules: [query, value]\n"
+    )
+    model, data, qpr, training = parse_arguments([str(tmp_path / "train.yaml"), "--qpr_weight", "0.7"])
+    assert (data.train_data, training.output_dir, model.lora_target_modules) == (
+        "rows.jsonl",
+        "out",
+        ["query", "value"],
+    )
+    assert qpr.to_config() == QPRConfig(weight=0.7)
+    assert training.remove_unused_columns is False and training.temperature == 0.01
+
+
+@pytest.mark.parametrize(
+    "config, extra, message",
+    [
+        ({"train_data": "x.jsonl", "output_dir": "o"}, ["--mode", "query-side"], "query-side' needs --index"),
+        ({"train_data": "x.jsonl", "bogus": 1}, [], "unknown argument(s) in the config file: bogus"),
+        ({"output_dir": "o"}, [], "train_data"),
+        (
+            {"train_data": "missing.jsonl", "output_dir": "o", "encoder": "no-such-preset"},
+            [],
+            "no-such-preset",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, config: dict, extra: list[str], message: str
+) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    assert main([str(tmp_path / "bad.json"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
