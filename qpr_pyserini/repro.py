@@ -24,10 +24,12 @@ from .presets import DEFAULT_ENCODER, resolve_encoder
 from .search import search
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-STANCE_SETTINGS = {  # run name -> (topic field holding the instruction, qrels judging it)
+# run name -> (topic field holding the instruction, qrels judging it; None: the run only feeds p-MRR, since
+# under the changed instruction no document of the collection is relevant)
+STANCE_SETTINGS = {
     "none": (None, "qrels_og.tsv"),
     "og": ("instruction_og", "qrels_og.tsv"),
-    "changed": ("instruction_changed", "qrels_changed.tsv"),
+    "changed": ("instruction_changed", None),
     "matching": ("instruction_matching", "qrels_matching.tsv"),
 }
 
@@ -42,8 +44,7 @@ def _index_for(corpus: Path, out: Path, batch_size: int, device: str, model: Den
 
     index = out / f"index-{_digest(corpus)[:12]}"
     if index.is_dir():
-        record = load_index(index).record or {}
-        if record.get("encoder") == model.config.to_dict():
+        if load_index(index).encoder == model.config:
             print(f"reusing {index}")
             return index
     encode_corpus(
@@ -88,7 +89,10 @@ def run(
             progress=False,
         )
         stance_runs[name] = read_run(path)
-        scores[f"stance-{name}"] = evaluate(read_qrels(stance / qrels_file), stance_runs[name], ["nDCG@10"])
+        if qrels_file:
+            scores[f"stance-{name}"] = evaluate(
+                read_qrels(stance / qrels_file), stance_runs[name], ["nDCG@10"]
+            )
     result = pmrr(
         read_qrels(stance / "qrels_og.tsv"),
         read_qrels(stance / "qrels_changed.tsv"),

@@ -86,7 +86,7 @@ def rerank(index: DenseIndex, query: np.ndarray, candidates: Sequence[str], sour
 
 
 def search(
-    index: str | Path,
+    index: str | Path | DenseIndex,
     topics: str | Path | Sequence[Topic],
     output: str | Path,
     *,
@@ -103,10 +103,9 @@ def search(
     tag: str = "qpr",
     progress: bool = True,
     model: DenseEncoder | None = None,
-    loaded_index: DenseIndex | None = None,
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count."""
-    dense = loaded_index or load_index(index)
+    dense = index if isinstance(index, DenseIndex) else load_index(index)
     model = model or query_encoder_for(dense, encoder, template, device)
     if not force:
         check_compatible(dense, model.config, model.dimension)

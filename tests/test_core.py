@@ -215,9 +215,7 @@ def test_search_uses_the_recorded_encoder_and_instructions(
 def test_search_matches_brute_force(built: Path, tiny_topics: Path, tmp_path: Path) -> None:
     index = load_index(built)
     model = DenseEncoder.load(index.encoder)
-    search.search(
-        built, tiny_topics, tmp_path / "r.trec", hits=11, progress=False, loaded_index=index, model=model
-    )
+    search.search(built, tiny_topics, tmp_path / "r.trec", hits=11, progress=False, model=model)
     run = read_run(tmp_path / "r.trec")
     scores = model.embed_queries(["apple fruit"]) @ index.vectors().T
     expected = [index.docids[i] for i in np.argsort(-scores[0], kind="stable")]
