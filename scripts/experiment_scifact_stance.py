@@ -202,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         ]
     }
+    if args.mode == "full":  # full-mode models index passages at --passage-max-length: compare like with like
+        short = args.work / "full" / f"untrained-p{args.passage_max_length}"
+
+        def untrained_short() -> dict[str, float]:
+            index = ensure_index(corpus, short / "index", "minilm", args.passage_max_length)
+            return score(args.data, base, index, short)
+
+        results[f"untrained (passages {args.passage_max_length} tokens)"] = [scored(short, untrained_short)]
     for arm in args.arms:
         results[arm] = []
         for seed in args.seeds:
