@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .cli import run_cli
 from .config import EncoderConfig
 from .index import IndexWriter
 from .io.corpus import Document, count_documents, iter_corpus_shard
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def action() -> str:
         out = encode_corpus(
             args.corpus,
             args.index,
@@ -135,11 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
         )
-    except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+        return f"wrote {out}"
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,21 @@ from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402  (needs 
 QueryInput = str | dict[str, Any]
 
 
-class InstructionQueryEncoder(QueryEncoder):
+class _BackedByDenseEncoder:
+    """The settings and dimension of the DenseEncoder behind a Pyserini encoder."""
+
+    model: DenseEncoder
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self.model.config
+
+    @property
+    def dimension(self) -> int:
+        return self.model.dimension
+
+
+class InstructionQueryEncoder(_BackedByDenseEncoder, QueryEncoder):
     """Encodes ``(query, instruction)`` pairs through the encoder's instruction template.
 
     ``encoder_dir`` is anything :func:`qpr_pyserini.presets.resolve_encoder` accepts (preset, folder, index).
@@ -58,14 +72,6 @@ class InstructionQueryEncoder(QueryEncoder):
         self.instruction = instruction
         self.batch_size = batch_size
 
-    @property
-    def config(self) -> EncoderConfig:
-        return self.model.config
-
-    @property
-    def dimension(self) -> int:
-        return self.model.dimension
-
     def encode(self, query: str, instruction: str | None = None, **_: Any) -> np.ndarray:
         """One query -> a float32 vector [d]. Extra keys (``qid``, ...) from Pyserini topics are ignored."""
         return self.encode_batch([query], [instruction])[0]
@@ -88,7 +94,7 @@ class InstructionQueryEncoder(QueryEncoder):
         return self.model.embed_queries(texts, resolved, batch_size=self.batch_size)
 
 
-class InstructionDocumentEncoder(DocumentEncoder):
+class InstructionDocumentEncoder(_BackedByDenseEncoder, DocumentEncoder):
     """Encodes passages as ``passage_prefix + title + separator + text`` with the encoder's pooling."""
 
     def __init__(
@@ -103,14 +109,6 @@ class InstructionDocumentEncoder(DocumentEncoder):
     ) -> None:
         config = resolve_encoder(model_name, tokenizer=tokenizer_name, passage_max_length=max_length)
         self.model = model or DenseEncoder.load(config, device)
-
-    @property
-    def config(self) -> EncoderConfig:
-        return self.model.config
-
-    @property
-    def dimension(self) -> int:
-        return self.model.dimension
 
     def encode(
         self,

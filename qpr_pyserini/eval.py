@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from qpr_pyserini import metrics
+from qpr_pyserini.cli import run_cli
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 
@@ -38,13 +38,12 @@ Prints an aligned table (values x100), or with --json one JSON object: measure -
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 on bad input)."""
     args = _parser().parse_args(argv)
-    try:
+
+    def action() -> str:
         scores = _scores(args)
-    except (ValueError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    print(json.dumps(scores) if args.json else _table(scores))
-    return 0
+        return json.dumps(scores) if args.json else _table(scores)
+
+    return run_cli(action)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,12 +100,6 @@ def _table(scores: dict[str, float]) -> str:
     lines = [f"{'measure':<{width}}  {'x100':>7}"]
     lines += [f"{name:<{width}}  {100 * value:>7.2f}" for name, value in scores.items()]
     return "\n".join(lines)
-
-
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return " ".join(str(exc).splitlines())
 
 
 if __name__ == "__main__":

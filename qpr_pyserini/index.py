@@ -26,6 +26,7 @@ import faiss
 import numpy as np
 
 from . import __version__
+from .cli import run_cli
 from .config import EncoderConfig
 from .io.errors import InputError
 from .presets import INDEX_RECORD as RECORD_FILE
@@ -210,24 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="print an index folder's record (encoder, dimension, size)")
     info.add_argument("index")
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> str:
         if args.command == "merge":
             out = merge_indexes(args.shards, args.index, overwrite=args.overwrite)
-            print(
+            return (
                 f"merged {len(args.shards)} shards into {out} ({load_index(out).faiss_index.ntotal} vectors)"
             )
-        else:
-            loaded = load_index(args.index)
-            print(
-                json.dumps(
-                    loaded.record or {"dimension": loaded.dimension, "documents": len(loaded.docids)},
-                    indent=2,
-                )
-            )
-    except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        loaded = load_index(args.index)
+        summary = loaded.record or {"dimension": loaded.dimension, "documents": len(loaded.docids)}
+        return json.dumps(summary, indent=2)
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .cli import run_cli
 from .index import load_index
 from .io.corpus import iter_corpus
 from .io.errors import InputError
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> str:
         examples = read_training_data(args.train_data)
         mined = mine_negatives(
             examples,
@@ -92,12 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
         )
-        count = write_training_data(args.output, mined)
-    except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {count} rows with mined negatives to {args.output}")
-    return 0
+        return f"wrote {write_training_data(args.output, mined)} rows with mined negatives to {args.output}"
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

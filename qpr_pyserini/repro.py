@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import run_cli
 from .index import load_index
 from .io.errors import InputError
 from .io.qrels import read_qrels
@@ -130,14 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hits", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> str:
         scores = run(args.data, args.out, args.encoder, args.batch_size, args.hits, args.device)
-    except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(format_table(scores))
-    print(f"scores and runs under {args.out}")
-    return 0
+        return f"{format_table(scores)}\nscores and runs under {args.out}"
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

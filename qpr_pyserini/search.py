@@ -16,6 +16,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from .cli import run_cli
 from .config import EncoderConfig
 from .index import DenseIndex, load_index
 from .io.candidates import read_candidates
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def action() -> str:
         lines = search(
             args.index,
             args.topics,
@@ -207,11 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             tag=args.tag,
             progress=not args.quiet,
         )
-    except (InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {lines} lines to {args.output}")
-    return 0
+        return f"wrote {lines} lines to {args.output}"
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
+from ..cli import run_cli
 from ..index import load_index
 from .arguments import ArgumentParser, Arguments, parse_arguments
 from .data import GroupSampler, Passage, TrainExample, read_training_data
@@ -95,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    try:
+
+    def action() -> str | None:
         output = train(parse_arguments(sys.argv[1:] if argv is None else argv, parser))
-    except (ValueError, OSError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    if rank() == 0:
-        print(f"saved the trained encoder to {output} (use it as --encoder {output})")
-    return 0
+        return (
+            f"saved the trained encoder to {output} (use it as --encoder {output})" if rank() == 0 else None
+        )
+
+    return run_cli(action)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qpr_pyserini.cli import run_cli
 from qpr_pyserini.io.candidates import read_candidates
 from qpr_pyserini.io.corpus import iter_corpus
 from qpr_pyserini.io.errors import InputError
@@ -171,21 +172,20 @@ def _passages(corpus: Path, judged: set[str], mined: set[str]) -> dict[str, Pass
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 on bad input)."""
     args = _parser().parse_args(argv)
-    try:
+
+    def action() -> None:
         negatives = read_candidates(args.negatives) if args.negatives else None
         rows = build_stance_training_rows(
             args.stance_dir, args.corpus, hard_negatives=negatives, variants=args.variants
         )
         count = write_training_data(args.output, rows)
-    except (ValueError, OSError) as exc:
-        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
-        return 2
-    per_variant = {v: sum(row.query_id.endswith(f"-{v}") for row in rows) for v in args.variants}
-    summary = ", ".join(f"{v} {n}" for v, n in per_variant.items())
-    print(f"wrote {count} rows to {args.output} ({summary})", file=sys.stderr)
-    if not any(row.negatives for row in rows):
-        print("note: the rows have no hard negatives; mine them before training", file=sys.stderr)
-    return 0
+        per_variant = {v: sum(row.query_id.endswith(f"-{v}") for row in rows) for v in args.variants}
+        summary = ", ".join(f"{v} {n}" for v, n in per_variant.items())
+        print(f"wrote {count} rows to {args.output} ({summary})", file=sys.stderr)
+        if not any(row.negatives for row in rows):
+            print("note: the rows have no hard negatives; mine them before training", file=sys.stderr)
+
+    return run_cli(action)
 
 
 def _parser() -> argparse.ArgumentParser:
