@@ -27,17 +27,28 @@ def ranking(run: dict[str, dict[str, float]]) -> dict[str, list[str]]:
     return {qid: sorted(hits, key=hits.get, reverse=True) for qid, hits in run.items()}
 
 
-def test_pyserini_faiss_searcher_reads_our_index(tiny_corpus, tiny_topics, tmp_path, tiny_encoder) -> None:
+@pytest.fixture(scope="module")
+def faiss_searcher() -> type:
+    """Pyserini's FaissSearcher class, imported after the offline/Java fixes (which must come first)."""
+    from qpr_pyserini.compat import prepare_pyserini
+
+    prepare_pyserini()
     from pyserini.search.faiss import FaissSearcher
 
-    from qpr_pyserini.encoders import InstructionQueryEncoder  # applies the offline/Java fixes first
+    return FaissSearcher
+
+
+def test_pyserini_faiss_searcher_reads_our_index(
+    tiny_corpus, tiny_topics, tmp_path, tiny_encoder, faiss_searcher
+):
+    from qpr_pyserini.encoders import InstructionQueryEncoder
 
     index = encode_corpus(tiny_corpus, tmp_path / "idx", tiny_encoder, batch_size=4, progress=False)
     search(index, tiny_topics, tmp_path / "ours.trec", instruction_field="inst", hits=5, progress=False)
     ours = read_run(tmp_path / "ours.trec")
 
     encoder = InstructionQueryEncoder(str(index))  # the encoder recorded with the index
-    searcher = FaissSearcher(str(index), encoder)
+    searcher = faiss_searcher(str(index), encoder)
     topics = read_topics(tiny_topics)
     queries = [{"query": t.query, "instruction": t.fields["inst"]} for t in topics]
     results = searcher.batch_search(queries, [t.qid for t in topics], k=5)
