@@ -64,8 +64,9 @@ def encode_corpus(
         with bar:
             # Blocks of many batches let the encoder group passages of similar length (see DenseEncoder.embed).
             for batch in _batches(documents, batch_size * 16):
+                texts, titles = [d.text for d in batch], [d.title for d in batch]
                 vectors = model.embed_passages(
-                    [d.text for d in batch], [d.title for d in batch], batch_size=batch_size
+                    texts, titles, batch_size=batch_size, max_length=config.passage_max_length
                 )
                 try:
                     writer.add([d.docid for d in batch], vectors)
