@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,26 +57,21 @@ class DenseIndex:
 
     def rows_of(self, docids: Sequence[str]) -> np.ndarray:
         """Row numbers of doc ids (KeyError names the first unknown id)."""
-        lookup = self._lookup()
+        lookup = self._row_of
         return np.fromiter((lookup[d] for d in docids), dtype=np.int64, count=len(docids))
 
     def contains(self, docid: str) -> bool:
-        return docid in self._lookup()
+        return docid in self._row_of
 
     def vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Stored vectors [n, d] (all of them, or the given rows) — no re-encoding."""
         if rows is None:
             return self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal)
-        return (
-            np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
-            if len(rows)
-            else np.zeros((0, self.dimension), dtype=np.float32)
-        )
+        return self.faiss_index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
-    def _lookup(self) -> dict[str, int]:
-        if not hasattr(self, "_rows"):
-            self._rows = {d: i for i, d in enumerate(self.docids)}
-        return self._rows
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.docids)}
 
 
 def load_index(path: str | Path) -> DenseIndex:
