@@ -4,16 +4,23 @@ Layout (what ``pyserini.search.faiss.FaissSearcher`` reads): ``index`` (a faiss 
 (one id per line, in row order), plus our ``qpr_index.json`` recording the encoder configuration, dimension,
 document count and shard, so search can refuse a query encoder that does not match the passages.
 
-A folder is written under a temporary name beside the target and renamed into place only when complete:
-an interrupted or failed run leaves no folder that looks like an index.
+A folder is written under a hidden temporary name beside the target (``.<name>.partial-*``) and renamed into
+place only when complete: an interrupted or failed run leaves no folder that looks like an index. The rename
+never replaces an index another run finished meanwhile (unless asked to overwrite). While it runs, a writer
+holds a lock on the ``.writer`` file inside its temporary folder; the next writer of the same target deletes
+the temporary folders whose lock is free, i.e. whose writer was killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import faiss
 import numpy as np
@@ -29,11 +36,14 @@ import numpy as np
 from . import __version__
 from .cli import run_cli
 from .config import EncoderConfig
+from .index_record import INDEX_RECORD, encoder_config, read_index_record
 from .io.errors import InputError
-from .presets import INDEX_RECORD as RECORD_FILE
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "index"
 DOCID_FILE = "docid"
+WRITER_FILE = ".writer"
 
 
 @dataclass
@@ -51,9 +61,7 @@ class DenseIndex:
 
     @property
     def encoder(self) -> EncoderConfig | None:
-        return (
-            None if self.record is None else EncoderConfig.from_dict(self.record["encoder"], str(self.path))
-        )
+        return None if self.record is None else encoder_config(self.record, self.path / INDEX_RECORD)
 
     def rows_of(self, docids: Sequence[str]) -> np.ndarray:
         """Row numbers of doc ids (KeyError names the first unknown id)."""
@@ -80,11 +88,24 @@ def load_index(path: str | Path) -> DenseIndex:
     for name in (INDEX_FILE, DOCID_FILE):
         if not (path / name).is_file():
             raise InputError(str(path), f"not a Pyserini FAISS index folder (no '{name}' file)")
-    docids = (path / DOCID_FILE).read_text().splitlines()
-    index = faiss.read_index(str(path / INDEX_FILE))
+    record = read_index_record(path)
+    try:
+        docids = (path / DOCID_FILE).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise InputError(str(path / DOCID_FILE), f"not UTF-8 text ({err.reason})") from None
+    try:
+        index = faiss.read_index(str(path / INDEX_FILE))
+    except RuntimeError:
+        raise InputError(
+            str(path / INDEX_FILE), "cannot read the faiss index (a truncated or foreign file)"
+        ) from None
     if index.ntotal != len(docids):
         raise InputError(str(path), f"index holds {index.ntotal} vectors but docid lists {len(docids)} ids")
-    record = json.loads((path / RECORD_FILE).read_text()) if (path / RECORD_FILE).is_file() else None
+    for name, actual in (("dimension", index.d), ("documents", index.ntotal)):
+        if record is not None and record.get(name, actual) != actual:
+            raise InputError(
+                str(path / INDEX_RECORD), f"records {name} {record[name]} but the index has {actual}"
+            )
     return DenseIndex(path, index, docids, record)
 
 
@@ -113,13 +134,19 @@ class IndexWriter:
             )
         self.dimension = dimension
         self.encoder = encoder
+        self.overwrite = overwrite
         self.extra = extra or {}
         self.count = 0
         self._seen: set[str] = set()
 
     def __enter__(self) -> IndexWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=self.path.parent))
+        prefix = f".{self.path.name}.partial-"
+        for folder in self.path.parent.iterdir():
+            if folder.name.startswith(prefix):
+                _remove_if_abandoned(folder)
+        self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+        self._lock = _hold_writer_lock(self._tmp)
         self._index = faiss.IndexFlatIP(self.dimension)
         self._docids = open(self._tmp / DOCID_FILE, "w")  # noqa: SIM115  (closed in __exit__)
         return self
@@ -139,33 +166,75 @@ class IndexWriter:
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._docids.close()
-        if exc_type is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            return
         try:
-            faiss.write_index(self._index, str(self._tmp / INDEX_FILE))
-            record = {
-                "format": 1,
-                "created_by": f"qpr_pyserini {__version__}",
-                "dimension": self.dimension,
-                "documents": self.count,
-                "encoder": self.encoder.to_dict() if self.encoder else None,
-                **self.extra,
-            }
-            (self._tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            os.replace(self._tmp, self.path)
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            raise
+            if exc_type is None:
+                self._finish()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)  # gone already when renamed into place
+            self._lock.close()
+
+    def _finish(self) -> None:
+        faiss.write_index(self._index, str(self._tmp / INDEX_FILE))
+        record = {
+            "format": 1,
+            "created_by": f"qpr_pyserini {__version__}",
+            "dimension": self.dimension,
+            "documents": self.count,
+            "encoder": self.encoder.to_dict() if self.encoder else None,
+            **self.extra,
+        }
+        (self._tmp / INDEX_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        (self._tmp / WRITER_FILE).unlink()  # the lock stays held (on the open file) until __exit__ ends
+        if self.overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        try:
+            os.rename(self._tmp, self.path)  # replaces an empty folder, fails on a non-empty one
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            hint = "" if self.overwrite else " (pass --overwrite to replace it)"
+            raise InputError(
+                str(self.path), f"another run finished writing this index meanwhile; this run's is discarded{hint}"
+            ) from None
+
+
+def _hold_writer_lock(folder: Path) -> IO[str]:
+    """Lock a new ``WRITER_FILE`` in ``folder`` (it names this process) and return it open: the lock lasts
+    until it is closed or the process dies. The file appears under its name only once locked."""
+    fd, name = tempfile.mkstemp(prefix=f"{WRITER_FILE}-", dir=folder)
+    handle = os.fdopen(fd, "w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
+    handle.flush()
+    os.rename(name, folder / WRITER_FILE)
+    return handle
+
+
+def _remove_if_abandoned(folder: Path) -> None:
+    """Delete a temporary index folder whose writer is gone: its ``WRITER_FILE`` exists but nobody holds its lock.
+
+    A folder without that file is left alone (a writer may be just starting, or it predates the lock).
+    """
+    try:
+        handle = open(folder / WRITER_FILE, "rb+")  # noqa: SIM115  (closed below; writable for NFS locks)
+    except OSError:
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a running writer (or locks unsupported here): not ours to delete
+            return
+        log.warning("removing %s, left behind by an index writer that did not finish", folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def merge_indexes(shards: Sequence[str | Path], output: str | Path, *, overwrite: bool = False) -> Path:
     """Concatenate shard folders (in the order given) into one index; encoders and dimensions must agree."""
     if not shards:
-        raise ValueError("no shards to merge")
+        raise InputError("--shards", "no shards to merge")
     loaded = [load_index(s) for s in shards]
+    if not any(shard.docids for shard in loaded):
+        raise InputError("--shards", "no documents in any of these shards")
     first = loaded[0]
     for shard in loaded[1:]:
         if shard.dimension != first.dimension:

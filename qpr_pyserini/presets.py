@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import CONFIG_FILE, EncoderConfig
+from .index_record import INDEX_RECORD, recorded_encoder
 
 log = logging.getLogger(__name__)
 
 REPO_PRESETS = Path(__file__).resolve().parents[1] / "encoders"
 DEFAULT_ENCODER = "minilm"
-INDEX_RECORD = "qpr_index.json"  # written by qpr_pyserini.index next to a FAISS index
 
 
 def preset_dirs() -> list[Path]:
@@ -53,12 +53,7 @@ def _load(spec: str) -> EncoderConfig:
         return _absolutise(EncoderConfig.from_file(path), path.parent)
     if path.is_dir():
         if (path / INDEX_RECORD).is_file():
-            encoder = json.loads((path / INDEX_RECORD).read_text()).get("encoder")
-            if encoder is None:
-                raise ValueError(
-                    f"{path}: this index records no encoder; name one (a preset or model folder)"
-                )
-            return EncoderConfig.from_dict(encoder, str(path / INDEX_RECORD))
+            return recorded_encoder(path)
         if (path / CONFIG_FILE).is_file():
             return _absolutise(EncoderConfig.from_file(path / CONFIG_FILE), path)
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
