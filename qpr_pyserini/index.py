@@ -194,7 +194,8 @@ class IndexWriter:
                 raise
             hint = "" if self.overwrite else " (pass --overwrite to replace it)"
             raise InputError(
-                str(self.path), f"another run finished writing this index meanwhile; this run's is discarded{hint}"
+                str(self.path),
+                f"another run finished writing this index meanwhile; this run's is discarded{hint}",
             ) from None
 
 

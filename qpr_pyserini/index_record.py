@@ -64,6 +64,7 @@ def recorded_encoder(folder: str | Path) -> EncoderConfig:
     encoder = encoder_config(record, Path(folder) / INDEX_RECORD)
     if encoder is None:
         raise InputError(
-            str(Path(folder) / INDEX_RECORD), "this index records no encoder; name one (a preset or model folder)"
+            str(Path(folder) / INDEX_RECORD),
+            "this index records no encoder; name one (a preset or model folder)",
         )
     return encoder

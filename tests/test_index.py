@@ -132,7 +132,11 @@ def test_partial_folders_of_dead_writers_are_cleaned(tmp_path: Path) -> None:
     other.mkdir()
     (other / WRITER_FILE).write_text("1@host\n")
     write_index(tmp_path / "idx", ["a"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.partial-unknown", ".other.partial-dead", "idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".idx.partial-unknown",
+        ".other.partial-dead",
+        "idx",
+    ]
 
 
 def test_a_killed_writers_folder_is_removed_by_the_next_writer(tmp_path: Path) -> None:
