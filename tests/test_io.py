@@ -150,6 +150,44 @@ def test_corpus_empty_and_missing_sources(tmp_path: Path) -> None:
     assert "no *.jsonl" in error_of(lambda: list(iter_corpus(tmp_path / "nothing")))
 
 
+def test_a_beir_dataset_folder_is_read_for_its_corpus_only(tmp_path: Path) -> None:
+    for corpus in ("corpus.jsonl", "corpus.jsonl.gz"):
+        folder = tmp_path / corpus.replace(".", "-")
+        write(folder / corpus, jsonl({"_id": "d1", "text": "x"}))
+        write(folder / "queries.jsonl", jsonl({"_id": "q1", "text": "a question"}))
+        write(folder / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+        assert [doc.docid for doc in iter_corpus(folder)] == ["d1"]
+        assert count_documents(folder) == 1
+
+
+def test_counting_a_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corpus.jsonl.gz"
+    corrupt.write_bytes(b"not gzip")
+    assert error_of(lambda: count_documents(corrupt)).startswith(f"{corrupt}: cannot read")
+
+
+def test_an_empty_corpus_or_shard_is_refused_up_front(tmp_path: Path) -> None:
+    blank = write(tmp_path / "blank.jsonl", "\n \n")
+    assert error_of(lambda: iter_corpus_shard(blank, 0, 1)) == f"{blank}: no documents"
+    two = write(tmp_path / "two.jsonl", jsonl({"_id": "1", "text": "x"}, {"_id": "2", "text": "y"}))
+    assert error_of(lambda: iter_corpus_shard(two, 1, 3)).startswith(
+        "--shard-num: shard 1 of 3 would hold no documents (the corpus has 2"
+    )
+    assert [doc.docid for doc in iter_corpus_shard(two, 2, 3)] == ["1", "2"]
+
+
+def test_low_level_readers_never_call_back_up() -> None:
+    import ast
+
+    import qpr_pyserini.io._read as low
+
+    tree = ast.parse(Path(low.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {name for name in imported if name and name.startswith("qpr_pyserini")} == {
+        "qpr_pyserini.io.errors"
+    }
+
+
 @pytest.mark.parametrize("shard_num", [1, 2, 3])
 def test_shards_concatenate_to_corpus(tmp_path: Path, shard_num: int) -> None:
     path = write(tmp_path / "c.jsonl", jsonl(*({"_id": f"d{i}", "text": str(i)} for i in range(7))))

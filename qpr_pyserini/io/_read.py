@@ -41,6 +41,15 @@ def open_binary(path: Path) -> IO[bytes]:
         raise InputError(str(path), "is a directory, expected a file") from None
 
 
+def count_nonblank_lines(path: Path) -> int:
+    """Non-blank lines of a plain or gzipped file, read as bytes (no decoding: this is only a count)."""
+    with open_binary(path) as handle:
+        try:
+            return sum(1 for line in handle if line.strip())
+        except (OSError, EOFError) as exc:  # corrupt or truncated gzip stream
+            raise InputError(str(path), f"cannot read: {exc}") from None
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for the non-blank lines of a UTF-8 file, line endings stripped.
 

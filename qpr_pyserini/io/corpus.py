@@ -1,4 +1,9 @@
-"""Streaming corpus reader: BEIR / Pyserini JSONL (optionally gzipped), folders of them, and ``irds:`` ids."""
+"""Streaming corpus reader: BEIR / Pyserini JSONL (optionally gzipped), folders of them, and ``irds:`` ids.
+
+One way down: a source is resolved once, into its files or its ``irds:`` id; the low-level readers of
+``_read`` (which never call back up here) turn those into numbered JSON records; this module makes each
+record a Document and checks ids are unique.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qpr_pyserini.io._read import as_id, first_key, irds_id, iter_json_records, load_irds, open_binary
+from qpr_pyserini.io._read import (
+    as_id,
+    count_nonblank_lines,
+    first_key,
+    irds_id,
+    iter_json_records,
+    load_irds,
+)
 from qpr_pyserini.io.errors import InputError
 
 _ID_KEYS = ("_id", "id", "docid")
 _TEXT_KEYS = ("text", "contents")
 _FILE_PATTERNS = ("*.jsonl", "*.jsonl.gz")
+_BEIR_CORPUS = ("corpus.jsonl", "corpus.jsonl.gz")
 
 
 @dataclass(frozen=True)
@@ -34,59 +47,93 @@ def iter_corpus(source: str | Path) -> Iterator[Document]:
 
     Only the set of ids seen so far is kept, to reject duplicate doc ids.
     """
-    seen: set[str] = set()
-    for where, line_no, doc in _located_documents(source):
-        if doc.docid in seen:
-            first = _first_seen(source, doc.docid, where)
-            raise InputError(where, f"duplicate doc id {doc.docid!r} (first seen at {first})", line_no)
-        seen.add(doc.docid)
-        yield doc
+    yield from _unique_documents(_resolve(source))
 
 
 def count_documents(source: str | Path) -> int | None:
     """A cheap document count for progress bars: non-blank lines of the files, or the irds count if known."""
-    if irds_id(source) is not None:
-        return load_irds(str(source)).docs_count()
-    return sum(_count_nonblank_lines(path) for path in _corpus_files(Path(source)))
+    return _count(_resolve(source))
 
 
 def iter_corpus_shard(source: str | Path, shard_id: int, shard_num: int) -> Iterator[Document]:
-    """Documents of shard ``shard_id``: contiguous blocks of ``N // shard_num`` docs, the last taking the rest.
+    """Documents of shard ``shard_id`` (see :func:`shard_rows`); an InputError if that shard would be empty.
 
     The same split as Pyserini's encoder (``JsonlCollectionIterator``), so shards line up with Pyserini's.
     Concatenating shards ``0 .. shard_num - 1`` gives the whole corpus in order.
     """
     if shard_num < 1 or not 0 <= shard_id < shard_num:
-        raise ValueError(f"need 0 <= shard_id < shard_num, got shard_id={shard_id}, shard_num={shard_num}")
-    total = count_documents(source)
+        raise InputError(
+            "--shard-num" if shard_num < 1 else "--shard-id",
+            f"need 0 <= shard_id < shard_num, got shard_id={shard_id}, shard_num={shard_num}",
+        )
+    resolved = _resolve(source)
+    total = _count(resolved)
     if total is None:
-        total = sum(1 for _ in iter_corpus(source))
+        total = sum(1 for _ in _unique_documents(resolved))
+    if total == 0:
+        raise InputError(str(source), "no documents")
+    rows = shard_rows(total, shard_id, shard_num)
+    if not rows:
+        raise InputError(
+            "--shard-num",
+            f"shard {shard_id} of {shard_num} would hold no documents "
+            f"(the corpus has {total}; use at most {total} shards)",
+        )
+    return itertools.islice(_unique_documents(resolved), rows.start, rows.stop)
+
+
+def shard_rows(total: int, shard_id: int, shard_num: int) -> range:
+    """Rows of shard ``shard_id`` of ``total`` documents: blocks of ``total // shard_num``, the last the rest."""
     size = total // shard_num
-    end = total if shard_id == shard_num - 1 else (shard_id + 1) * size
-    return itertools.islice(iter_corpus(source), shard_id * size, end)
+    return range(shard_id * size, total if shard_id == shard_num - 1 else (shard_id + 1) * size)
 
 
-def _located_documents(source: str | Path) -> Iterator[tuple[str, int, Document]]:
+def _resolve(source: str | Path) -> str | list[Path]:
+    """An ``irds:`` source as it is, else the corpus files that ``source`` names."""
+    return str(source) if irds_id(source) is not None else _corpus_files(Path(source))
+
+
+def _count(resolved: str | list[Path]) -> int | None:
+    if isinstance(resolved, str):
+        return load_irds(resolved).docs_count()
+    return sum(count_nonblank_lines(path) for path in resolved)
+
+
+def _unique_documents(resolved: str | list[Path]) -> Iterator[Document]:
+    seen: set[str] = set()
+    for where, line_no, doc in _located_documents(resolved):
+        if doc.docid in seen:
+            first = _first_seen(resolved, doc.docid, where)
+            raise InputError(where, f"duplicate doc id {doc.docid!r} (first seen at {first})", line_no)
+        seen.add(doc.docid)
+        yield doc
+
+
+def _located_documents(resolved: str | list[Path]) -> Iterator[tuple[str, int, Document]]:
     """Yield ``(file, line_number, document)``; for irds sources: the source and the document's position."""
-    if irds_id(source) is not None:
-        yield from _irds_documents(str(source))
+    if isinstance(resolved, str):
+        yield from _irds_documents(resolved)
         return
-    for path in _corpus_files(Path(source)):
+    for path in resolved:
         for line_no, record in iter_json_records(path):
             yield str(path), line_no, _document(record, path, line_no)
 
 
-def _first_seen(source: str | Path, docid: str, where: str) -> str:
+def _first_seen(resolved: str | list[Path], docid: str, where: str) -> str:
     """Where ``docid`` first occurs, found by a second pass so the first pass keeps only a set of ids."""
-    for first_where, first_line, doc in _located_documents(source):
+    for first_where, first_line, doc in _located_documents(resolved):
         if doc.docid == docid:
             return f"line {first_line}" if first_where == where else f"{first_where}:{first_line}"
     raise AssertionError(f"{docid!r} was seen but cannot be found again")
 
 
 def _corpus_files(path: Path) -> list[Path]:
-    """The file itself, or the sorted ``*.jsonl`` / ``*.jsonl.gz`` files of a folder (not recursive)."""
+    """The file itself; for a folder: its ``corpus.jsonl[.gz]`` if it has one (a BEIR dataset, whose other
+    files are queries), else its sorted ``*.jsonl`` / ``*.jsonl.gz`` files (not recursive)."""
     if path.is_dir():
+        beir = [path / name for name in _BEIR_CORPUS if (path / name).is_file()]
+        if beir:
+            return beir
         files = sorted({file for pattern in _FILE_PATTERNS for file in path.glob(pattern) if file.is_file()})
         if not files:
             raise InputError(str(path), "folder has no *.jsonl or *.jsonl.gz files")
@@ -126,9 +173,3 @@ def _irds_documents(source: str) -> Iterator[tuple[str, int, Document]]:
         else:
             title, text = getattr(doc, "title", None) or "", getattr(doc, text_field)
         yield source, position, Document(as_id(doc.doc_id, "doc id", source, position), str(title), str(text))
-
-
-def _count_nonblank_lines(path: Path) -> int:
-    """Non-blank lines of a plain or gzipped file, read as bytes (no decoding: this is only a count)."""
-    with open_binary(path) as handle:
-        return sum(1 for line in handle if line.strip())
