@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .cli import run_cli
 from .config import EncoderConfig
 from .index import IndexWriter
-from .io.corpus import Document, count_documents, iter_corpus_shard
+from .io.corpus import Document, count_documents, iter_corpus_shard, shard_rows
 from .io.errors import InputError
 from .modeling import DenseEncoder
 from .presets import DEFAULT_ENCODER, available_presets, resolve_encoder
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def encode_corpus(
     corpus: str | Path,
     index: str | Path,
-    encoder: str | EncoderConfig | None = DEFAULT_ENCODER,
+    encoder: str | EncoderConfig | None = None,
     *,
     batch_size: int = 32,
     max_length: int | None = None,
@@ -38,10 +38,15 @@ def encode_corpus(
 ) -> Path:
     """Encode ``corpus`` (BEIR/Pyserini JSONL, a folder of them, or ``irds:<id>``) into the index folder ``index``.
 
-    Documents are read and encoded ``batch_size`` at a time; only the vectors accumulate (in the faiss index).
-    The folder appears only once complete. Returns its path.
+    The encoder is ``encoder`` (default: the ``minilm`` preset), or ``model`` if given: then ``encoder`` may be
+    left out, and if given must equal ``model.config``. ``max_length`` overrides the passage length either way.
+    The index records exactly the configuration that encoded it. Documents are read and encoded
+    ``batch_size`` at a time; only the vectors accumulate (in the faiss index). The folder appears only once
+    complete. Returns its path.
     """
-    config = resolve_encoder(encoder, passage_max_length=max_length)
+    if batch_size < 1:
+        raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
+    config = _encoder_config(encoder, max_length, model)
     if config.passage_encoder is not None:
         log.warning(
             "%s was trained query-side against a fixed index; encoding passages with it uses the trained "
@@ -49,15 +54,13 @@ def encode_corpus(
             config.name or config.model,
             config.passage_encoder.get("name") or config.passage_encoder.get("model"),
         )
-    if batch_size < 1:
-        raise ValueError("batch size must be at least 1")
-    total = count_documents(corpus)
     documents = iter_corpus_shard(corpus, shard_id, shard_num)
+    total = count_documents(corpus)
     model = model or DenseEncoder.load(config, device)
     shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
     extra = {"corpus": str(corpus), "shard": shard}
     with IndexWriter(index, model.dimension, config, overwrite=overwrite, extra=extra) as writer:
-        expected = None if total is None else _shard_size(total, shard_id, shard_num)
+        expected = None if total is None else len(shard_rows(total, shard_id, shard_num))
         bar = tqdm(
             total=expected, desc=f"encoding {Path(str(corpus)).name}", unit="doc", disable=not progress
         )
@@ -76,9 +79,23 @@ def encode_corpus(
     return Path(index)
 
 
-def _shard_size(total: int, shard_id: int, shard_num: int) -> int:
-    size = total // shard_num
-    return total - size * (shard_num - 1) if shard_id == shard_num - 1 else size
+def _encoder_config(
+    encoder: str | EncoderConfig | None, max_length: int | None, model: DenseEncoder | None
+) -> EncoderConfig:
+    """What will encode: the named encoder, or the passed model's configuration; ``max_length`` applied."""
+    if model is None:
+        return resolve_encoder(encoder, passage_max_length=max_length)
+    actual = resolve_encoder(model.config, passage_max_length=max_length)
+    if encoder is not None:
+        named = resolve_encoder(encoder, passage_max_length=max_length).to_dict()
+        differing = [name for name, value in actual.to_dict().items() if named[name] != value]
+        if differing:
+            raise InputError(
+                "encoder",
+                f"{encoder if isinstance(encoder, str) else 'the configuration given'} differs from the passed "
+                f"model's in {', '.join(differing)}; leave it out to encode with the model",
+            )
+    return actual
 
 
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -95,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--corpus",
         required=True,
-        help="BEIR corpus.jsonl (_id,title,text), Pyserini JSONL "
-        "(id,contents), a folder of .jsonl[.gz] files, or irds:<ir_datasets id>",
+        help="BEIR corpus.jsonl (_id,title,text), Pyserini JSONL (id,contents), a BEIR dataset folder "
+        "(only its corpus.jsonl[.gz] is read), another folder (all its .jsonl[.gz] files, in name order), "
+        "or irds:<ir_datasets id>",
     )
     parser.add_argument("--index", required=True, help="output index folder (written atomically)")
     parser.add_argument(
