@@ -257,3 +257,17 @@ def test_info_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (ours / INDEX_RECORD).write_text("{")
     assert index_cli.main(["info", str(ours)]) == 2
     assert f"{ours / INDEX_RECORD}:1: " in one_line_error(capsys)
+
+
+def test_the_module_runs_as_a_program(tmp_path: Path) -> None:
+    ours = write_index(tmp_path / "ours", ["a"])
+    command = [sys.executable, "-m", "qpr_pyserini.index", "info"]
+    shown = subprocess.run([*command, str(ours)], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["documents"] == 1
+    (ours / "index").write_bytes(b"")
+    failed = subprocess.run([*command, str(ours)], capture_output=True, text=True, check=False)
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert (
+        failed.stderr.strip()
+        == f"error: {ours / 'index'}: cannot read the faiss index (a truncated or foreign file)"
+    )

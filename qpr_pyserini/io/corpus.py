@@ -43,7 +43,8 @@ class Document:
 
 
 def iter_corpus(source: str | Path) -> Iterator[Document]:
-    """Stream the documents of a corpus file, a folder of ``*.jsonl[.gz]`` files, or ``irds:<dataset-id>``.
+    """Stream the documents of a corpus file, a folder of ``*.jsonl[.gz]`` files (of a BEIR dataset folder:
+    its ``corpus.jsonl[.gz]`` only), or ``irds:<dataset-id>``.
 
     Only the set of ids seen so far is kept, to reject duplicate doc ids.
     """
