@@ -146,6 +146,7 @@ class IndexWriter:
             if folder.name.startswith(prefix):
                 _remove_if_abandoned(folder)
         self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+        self._tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a finished index is an ordinary folder
         self._lock = _hold_writer_lock(self._tmp)
         self._index = faiss.IndexFlatIP(self.dimension)
         self._docids = open(self._tmp / DOCID_FILE, "w")  # noqa: SIM115  (closed in __exit__)
@@ -227,6 +228,12 @@ def _remove_if_abandoned(folder: Path) -> None:
             return
         log.warning("removing %s, left behind by an index writer that did not finish", folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def merge_indexes(shards: Sequence[str | Path], output: str | Path, *, overwrite: bool = False) -> Path:

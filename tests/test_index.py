@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -271,3 +272,12 @@ def test_the_module_runs_as_a_program(tmp_path: Path) -> None:
         failed.stderr.strip()
         == f"error: {ours / 'index'}: cannot read the faiss index (a truncated or foreign file)"
     )
+
+
+def test_a_finished_index_folder_has_ordinary_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_index(tmp_path / "idx", ["a"])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "idx").stat().st_mode & 0o777 == 0o755
