@@ -19,10 +19,23 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "qpr_pyserini", source / "qpr_pyserini", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "qpr_pyserini", source / "qpr_pyserini", ignore=shutil.ignore_patterns("__pycache__")
+    )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", out, source],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            out,
+            source,
+        ],
         check=True,
     )
     (wheel,) = out.glob("qpr_pyserini-*.whl")

@@ -13,7 +13,10 @@ from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.modeling import DenseEncoder
 from qpr_pyserini.presets import PACKAGED_PRESETS, available_presets, resolve_encoder
 
-QUERIES = ["which fruit is red", "a much longer query about rivers, volcanoes and the phases of the moon " * 3]
+QUERIES = [
+    "which fruit is red",
+    "a much longer query about rivers, volcanoes and the phases of the moon " * 3,
+]
 PASSAGES = ["apples are red", "the nile is the longest river flowing north through africa " * 4]
 
 
@@ -47,7 +50,9 @@ def _save_st(
     return folder
 
 
-def _assert_same_vectors(folder: Path, query_prompt: str | None = None, passage_prompt: str | None = None) -> None:
+def _assert_same_vectors(
+    folder: Path, query_prompt: str | None = None, passage_prompt: str | None = None
+) -> None:
     """Our vectors equal sentence-transformers' ``encode`` with the matching prompt names (None: default)."""
     from sentence_transformers import SentenceTransformer
 
@@ -60,7 +65,8 @@ def _assert_same_vectors(folder: Path, query_prompt: str | None = None, passage_
 
 
 @pytest.mark.parametrize(
-    ("pooling", "normalize", "ours"), [("mean", True, "mean"), ("cls", False, "cls"), ("lasttoken", True, "last")]
+    ("pooling", "normalize", "ours"),
+    [("mean", True, "mean"), ("cls", False, "cls"), ("lasttoken", True, "last")],
 )
 def test_st_folder_matches_sentence_transformers(
     tiny_bert: Path, tmp_path: Path, pooling: str, normalize: bool, ours: str
@@ -82,7 +88,9 @@ def test_st_folder_prompts_become_prefixes(tiny_bert: Path, tmp_path: Path, pass
 
 
 def test_st_folder_default_prompt_applies_to_both_sides(tiny_bert: Path, tmp_path: Path) -> None:
-    folder = _save_st(tiny_bert, tmp_path / "st", "mean", True, {"clf": "classify: "}, default_prompt_name="clf")
+    folder = _save_st(
+        tiny_bert, tmp_path / "st", "mean", True, {"clf": "classify: "}, default_prompt_name="clf"
+    )
     config = resolve_encoder(str(folder))
     assert (config.query_prefix, config.passage_prefix) == ("classify: ", "classify: ")
     _assert_same_vectors(folder)
@@ -90,9 +98,15 @@ def test_st_folder_default_prompt_applies_to_both_sides(tiny_bert: Path, tmp_pat
 
 def test_st_folder_with_legacy_pooling_keys(tiny_bert: Path, tmp_path: Path) -> None:
     folder = _save_st(tiny_bert, tmp_path / "st", "cls", True)
-    legacy = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    legacy = {
+        "word_embedding_dimension": 32,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+    }
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(legacy))
-    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 12, "do_lower_case": False}))
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 12, "do_lower_case": False})
+    )
     config = resolve_encoder(str(folder))
     assert (config.pooling, config.normalize, config.query_max_length) == ("mean", True, 12)
     _assert_same_vectors(folder)

@@ -109,7 +109,9 @@ def resolve_model_path(model: str) -> str:
     package, _, inner = model[len("pypi:") :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"model {model!r}", f"the Python package {package!r} is not installed (pip install it)")
+        raise InputError(
+            f"model {model!r}", f"the Python package {package!r} is not installed (pip install it)"
+        )
     root = Path(next(iter(spec.submodule_search_locations)))
     if inner:
         return str(root / inner)

@@ -77,9 +77,13 @@ def _pooling(source: Path, config: dict[str, Any], has_prompts: bool) -> str:
     if isinstance(mode, list) and len(mode) == 1:
         mode = mode[0]
     if not isinstance(mode, str) or mode not in POOLING_MODES:
-        raise InputError(str(source), f"pooling {mode!r} is not supported: use one of {sorted(POOLING_MODES)}")
+        raise InputError(
+            str(source), f"pooling {mode!r} is not supported: use one of {sorted(POOLING_MODES)}"
+        )
     if config.get("include_prompt") is False and has_prompts:
-        raise InputError(str(source), "pooling that leaves the prompt out (include_prompt: false) is not supported")
+        raise InputError(
+            str(source), "pooling that leaves the prompt out (include_prompt: false) is not supported"
+        )
     return POOLING_MODES[mode]
 
 
