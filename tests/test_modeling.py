@@ -31,7 +31,10 @@ def test_text_pipeline_works_without_a_model(tiny_encoder: EncoderConfig, model:
     text = TextPipeline.load(replace(tiny_encoder, query_prefix="q: ", template="instruction-first"))
     assert not any(isinstance(v, torch.nn.Module) for v in vars(text).values())
     formatted = text.format_queries(QUERIES, INSTRUCTIONS)
-    assert [f.text for f in formatted] == ["q: Instruct: only red ones\nQuery: apple fruit", "q: longest river?"]
+    assert [f.text for f in formatted] == [
+        "q: Instruct: only red ones\nQuery: apple fruit",
+        "q: longest river?",
+    ]
     assert [f.query for f in formatted] == QUERIES
     spans = [(f.query_start, f.query_end) for f in formatted]
     batch = text.tokenize([f.text for f in formatted], 64, spans)
