@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +59,40 @@ def test_wheel_ships_every_preset(wheel_files: set[str]) -> None:
 
 def test_wheel_ships_the_package_code(wheel_files: set[str]) -> None:
     assert {"qpr_pyserini/presets/__init__.py", "qpr_pyserini/train/trainer.py"} <= wheel_files
+
+
+def _declared() -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    return {canonicalize_name(r.name): r for r in requirements}
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    modules = set()
+    for path in (ROOT / "qpr_pyserini").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"qpr_pyserini"}
+    owners = importlib.metadata.packages_distributions()
+    undeclared = {
+        module: owners.get(module)
+        for module in third_party
+        if not {canonicalize_name(d) for d in owners.get(module, [])} & set(_declared())
+    }
+    assert not undeclared, f"imported but not in pyproject's dependencies: {undeclared}"
+
+
+@pytest.mark.parametrize(
+    ("name", "needed", "api"),
+    [
+        ("torch", "2.6", "torch.accelerator"),
+        ("transformers", "4.56", "from_pretrained(..., dtype=...)"),
+        ("peft", "0.18", "PEFT with transformers 5"),
+    ],
+)
+def test_floors_cover_the_apis_used(name: str, needed: str, api: str) -> None:
+    floors = [s.version for s in _declared()[name].specifier if s.operator in (">=", "==")]
+    assert floors and Version(floors[0]) >= Version(needed), f"{name}: {api} needs >= {needed}"
