@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from .io.errors import InputError
 from .presets import resolve_model_path
 from .templates import FormattedQuery, InstructionTemplate
 from .text_pipeline import Batch, TextPipeline
-
-log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N (or another torch device type, such as mps)"
