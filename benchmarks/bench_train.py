@@ -304,10 +304,10 @@ def main() -> int:
     ]
     prepare = [
         partial(st_features, st, encoder, query_len=qlen, passage_len=plen),
-        GroupCollator(encoder, originals=False),
-        GroupCollator(encoder, originals=True),
-        GroupCollator(encoder, originals=False, index=index),
-        GroupCollator(encoder, originals=True, index=index),
+        GroupCollator(encoder.text, originals=False),
+        GroupCollator(encoder.text, originals=True),
+        GroupCollator(encoder.text, originals=False, index=index),
+        GroupCollator(encoder.text, originals=True, index=index),
     ]
     for setup, prep in zip(setups, prepare, strict=True):
         for groups in batches:

@@ -1,16 +1,20 @@
 """The encoder configuration: everything that decides which vector a text gets.
 
 One ``EncoderConfig`` describes a backbone, its pooling, normalisation, prefixes, instruction template and
-lengths. It is what a preset file in ``encoders/`` holds, what ``qpr_pyserini.encode`` records next to an
+lengths. It is what a preset file in ``qpr_pyserini/presets/`` holds, what ``qpr_pyserini.encode`` records next to an
 index (so search can refuse a mismatched query encoder), and what training saves with a model folder.
 """
 
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from .io.errors import InputError
+from .templates import resolve_template
 
 POOLINGS = ("cls", "mean", "last")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -53,28 +57,21 @@ class EncoderConfig:
     query encoder was trained against; an index recording that encoder is searchable with this one."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling {self.pooling!r}: choose one of {POOLINGS}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r}: choose one of {DTYPES}")
-        if self.padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side {self.padding_side!r}: choose 'left' or 'right'")
-        for name in ("query_max_length", "passage_max_length"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be at least 2")
+        check_settings(vars(self), "encoder")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> EncoderConfig:
+        """A checked configuration from JSON-like ``data``; errors name ``source`` and the field."""
+        if not isinstance(data, dict):
+            raise InputError(source, f"an encoder must be a JSON object, not {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown encoder setting(s) {unknown}; known: {sorted(known)}")
+            raise InputError(source, f"unknown encoder setting(s) {unknown}; known: {sorted(known)}")
         if "model" not in data:
-            raise ValueError(f"{source}: an encoder needs a 'model'")
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{source}: {err}") from err
+            raise InputError(source, "an encoder needs a 'model'")
+        check_settings(data, source)
+        return cls(**data)
 
     @classmethod
     def from_file(cls, path: str | Path) -> EncoderConfig:
@@ -82,7 +79,7 @@ class EncoderConfig:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+            raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from err
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,3 +97,59 @@ class EncoderConfig:
             for f in PASSAGE_SIDE_FIELDS
             if getattr(self, f) != getattr(other, f)
         ]
+
+
+def check_settings(values: dict[str, Any], source: str) -> None:
+    """Refuse the first setting in ``values`` of the wrong type or value, naming ``source`` and the field.
+
+    Types are the dataclass field types, strictly: a bool is not an int and a string is not a number.
+    """
+    hints = get_type_hints(EncoderConfig)
+    for field in fields(EncoderConfig):
+        if field.name not in values:
+            continue
+        value, hint = values[field.name], hints[field.name]
+        if not _has_type(value, hint):
+            reason = f"must be {_type_name(hint)}, not {type(value).__name__} ({value!r})"
+        else:
+            reason = _value_problem(field.name, value, values)
+        if reason:
+            raise InputError(f"{source}: field {field.name!r}", reason)
+
+
+def _value_problem(name: str, value: Any, values: dict[str, Any]) -> str | None:
+    if name == "pooling" and value not in POOLINGS:
+        return f"{value!r}: choose one of {POOLINGS}"
+    if name == "dtype" and value not in DTYPES:
+        return f"{value!r}: choose one of {DTYPES}"
+    if name == "padding_side" and value not in ("left", "right"):
+        return f"{value!r}: choose 'left' or 'right'"
+    if name in ("query_max_length", "passage_max_length") and value < 2:
+        return f"{value}: must be at least 2"
+    if name == "template":
+        try:
+            resolve_template(value, values.get("query_prefix", ""))
+        except ValueError as err:
+            return str(err)
+    return None
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    base = get_origin(hint) or hint
+    if base in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, base)
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(hint))
+    if hint is type(None):
+        return "null"
+    return (get_origin(hint) or hint).__name__

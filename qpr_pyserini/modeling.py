@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from .config import EncoderConfig
+from .io.errors import InputError
 from .presets import resolve_model_path
-from .templates import FormattedQuery, InstructionTemplate, resolve_template
-
-log = logging.getLogger(__name__)
+from .templates import FormattedQuery, InstructionTemplate
+from .text_pipeline import Batch, TextPipeline
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N (or another torch device type, such as mps)"
+# Models whose position ids start after the padding index (usable positions = max_position_embeddings - pad - 1)
+OFFSET_POSITION_MODELS = ("roberta", "xlm-roberta", "camembert")
 
 
 def resolve_device(device: str | None) -> torch.device:
     """``auto``/None -> cuda when available else cpu; anything else as torch understands it."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-    return torch.device(device)
-
-
-@dataclass
-class Batch:
-    """Token ids, attention mask and (for training) the mask of the query's tokens inside each text."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    span_mask: torch.Tensor | None = None
-
-    def to(self, device: torch.device) -> Batch:
-        span = None if self.span_mask is None else self.span_mask.to(device)
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), span)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InputError("--device", f"{device!r} is not a device: use {DEVICE_FORMS}") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", f"{device!r} asked for, but torch sees no CUDA GPU")
+    return resolved
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -63,48 +55,66 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
-def span_token_mask(offsets: Sequence[tuple[int, int]], start: int, end: int) -> list[int]:
-    """1 for each token whose characters overlap [start, end); special tokens ((0, 0) offsets) are 0."""
-    return [int(e > s and s < end and e > start) for s, e in offsets]
-
-
 class DenseEncoder(torch.nn.Module):
-    """A Hugging Face backbone with the pooling, normalisation and text formatting of an EncoderConfig."""
+    """A Hugging Face backbone with the pooling and normalisation of an EncoderConfig.
+
+    The text side (formatting, tokenisation, query spans) is ``self.text``, a TextPipeline; ``tokenizer``,
+    ``template``, ``format_queries``, ``format_passages`` and ``tokenize`` are shortcuts to it.
+    """
 
     def __init__(self, config: EncoderConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
         super().__init__()
         self.config = config
         self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.template: InstructionTemplate = resolve_template(config.template, config.query_prefix)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        if config.append_eos and tokenizer.eos_token_id is None:
-            raise ValueError(f"{config.model}: append_eos is set but the tokenizer has no EOS token")
+        self.text = TextPipeline(config, tokenizer)
+        for field in ("query_max_length", "passage_max_length"):
+            self.check_max_length(getattr(config, field), f"encoder {config.name or config.model}: {field}")
 
     # ----- loading -------------------------------------------------------------------------------------
     @classmethod
     def load(cls, config: EncoderConfig, device: str | None = "cpu") -> DenseEncoder:
         """Load backbone and tokenizer (and a LoRA adapter) from local folders, packages or the hub."""
+        target = resolve_device(device)
         model_path = resolve_model_path(config.model)
         if _looks_local(model_path) and not Path(model_path).exists():
-            raise ValueError(
-                f"model folder {model_path!r} does not exist (encoder {config.name or config.model})"
+            raise InputError(
+                model_path, f"model folder does not exist (encoder {config.name or config.model})"
             )
         extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-        tokenizer_path = resolve_model_path(config.tokenizer) if config.tokenizer else model_path
         hf_logging.disable_progress_bar()  # transformers' per-load "Loading weights" bar is noise in our CLIs
+        text = TextPipeline.load(config)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **extra)
             backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
-        except OSError as err:
-            raise ValueError(
-                f"cannot load model {config.model!r} ({model_path}): {str(err).splitlines()[0]}"
+        except (OSError, ValueError) as err:
+            raise InputError(
+                f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
             ) from err
         if config.lora:
             backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
-        encoder = cls(config, backbone, tokenizer)
-        return encoder.to(resolve_device(device)).eval()
+        encoder = cls(config, backbone, text.tokenizer)
+        return encoder.to(target).eval()
+
+    # ----- the text side (shortcuts to self.text) ------------------------------------------------------
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.text.tokenizer
+
+    @property
+    def template(self) -> InstructionTemplate:
+        return self.text.template
+
+    def format_queries(
+        self, queries: Sequence[str], instructions: Sequence[str | None] | None = None
+    ) -> list[FormattedQuery]:
+        return self.text.format_queries(queries, instructions)
+
+    def format_passages(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[str]:
+        return self.text.format_passages(texts, titles)
+
+    def tokenize(
+        self, texts: Sequence[str], max_length: int, spans: Sequence[tuple[int, int]] | None = None
+    ) -> Batch:
+        return self.text.tokenize(texts, max_length, spans)
 
     @property
     def device(self) -> torch.device:
@@ -113,6 +123,27 @@ class DenseEncoder(torch.nn.Module):
     @property
     def dimension(self) -> int:
         return int(self.backbone.config.hidden_size)
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest input (in tokens) the backbone's position embeddings allow; None when unlimited."""
+        cfg = self.backbone.config
+        limit = getattr(cfg, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            return None
+        if cfg.model_type in OFFSET_POSITION_MODELS:
+            limit -= (cfg.pad_token_id or 0) + 1
+        return limit
+
+    def check_max_length(self, max_length: int, where: str = "max length") -> None:
+        """Refuse a maximum length the model cannot take (an InputError naming its limit)."""
+        limit = self.max_positions
+        if limit is not None and max_length > limit:
+            raise InputError(
+                where,
+                f"{max_length} tokens is above the position limit of {self.config.name or self.config.model} "
+                f"({limit} tokens); use at most {limit}",
+            )
 
     @property
     def is_causal(self) -> bool:
@@ -129,57 +160,7 @@ class DenseEncoder(torch.nn.Module):
         kind = cfg.model_type
         return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-    # ----- text formatting -----------------------------------------------------------------------------
-    def format_queries(
-        self, queries: Sequence[str], instructions: Sequence[str | None] | None = None
-    ) -> list[FormattedQuery]:
-        instructions = instructions if instructions is not None else [None] * len(queries)
-        return [self.template.format(q, i) for q, i in zip(queries, instructions, strict=True)]
-
-    def format_passages(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[str]:
-        titles = titles if titles is not None else [""] * len(texts)
-        sep = self.config.title_separator
-        return [
-            self.config.passage_prefix + (f"{title}{sep}{text}" if title else text)
-            for title, text in zip(titles, texts, strict=True)
-        ]
-
-    # ----- tokenisation and forward --------------------------------------------------------------------
-    def tokenize(
-        self, texts: Sequence[str], max_length: int, spans: Sequence[tuple[int, int]] | None = None
-    ) -> Batch:
-        """Tokenise, truncate, append EOS (when configured) and pad, with optional query-span masks.
-
-        Padding is done here rather than by ``tokenizer.pad`` because the EOS token must be appended after
-        truncation and the span masks must be padded exactly like the ids.
-        """
-        eos = self.config.append_eos
-        enc = self.tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=max_length - int(eos),
-            return_offsets_mapping=spans is not None,
-            add_special_tokens=True,
-        )
-        ids = [list(x) + [self.tokenizer.eos_token_id] * eos for x in enc["input_ids"]]
-        span_rows = None
-        if spans is not None:
-            span_rows = [
-                span_token_mask(off, s, e) + [0] * eos
-                for off, (s, e) in zip(enc["offset_mapping"], spans, strict=True)
-            ]
-        width = max(map(len, ids))
-        pad_id = self.tokenizer.pad_token_id
-
-        def padded(row: list[int], value: int) -> list[int]:
-            fill = [value] * (width - len(row))
-            return fill + row if self.config.padding_side == "left" else row + fill
-
-        input_ids = torch.tensor([padded(r, pad_id) for r in ids])
-        attention = torch.tensor([padded([1] * len(r), 0) for r in ids])
-        span_mask = None if span_rows is None else torch.tensor([padded(r, 0) for r in span_rows])
-        return Batch(input_ids, attention, span_mask)
-
+    # ----- forward -------------------------------------------------------------------------------------
     def hidden_states(self, batch: Batch) -> torch.Tensor:
         out = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         return out.last_hidden_state
@@ -202,6 +183,7 @@ class DenseEncoder(torch.nn.Module):
         Texts are batched longest first so that each batch pads to similar lengths (far less wasted compute on
         corpora of mixed lengths); results equal unsorted batching up to float rounding.
         """
+        self.check_max_length(max_length)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(texts), batch_size)
@@ -242,6 +224,6 @@ def _apply_lora(backbone: PreTrainedModel, adapter: str, merge: bool) -> PreTrai
     from peft import PeftModel
 
     if _looks_local(adapter) and not Path(adapter).exists():
-        raise ValueError(f"LoRA adapter folder {adapter!r} does not exist")
+        raise InputError(adapter, "LoRA adapter folder does not exist")
     model = PeftModel.from_pretrained(backbone, adapter)
     return model.merge_and_unload() if merge else model

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from .modeling import DenseEncoder
 from .presets import DEFAULT_ENCODER, resolve_encoder
 from .search import search
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # run name -> (topic field holding the instruction, qrels judging it; None: the run only feeds p-MRR, since
 # under the changed instruction no document of the collection is relevant)
 STANCE_SETTINGS = {
@@ -33,6 +33,12 @@ STANCE_SETTINGS = {
     "changed": ("instruction_changed", None),
     "matching": ("instruction_matching", "qrels_matching.tsv"),
 }
+
+
+def default_data() -> Path:
+    """``$QPR_SHARED_DATA``, else ``../shared/data`` from the working directory (the README runs from the
+    checkout, next to the shared folder); never derived from where the package is installed."""
+    return Path(os.environ.get("QPR_SHARED_DATA", "../shared/data"))
 
 
 def _digest(path: Path) -> str:
@@ -119,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m qpr_pyserini.repro", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help=f"shared data folder (default {DEFAULT_DATA})"
+        "--data",
+        type=Path,
+        default=default_data(),
+        help="shared data with scifact/ and scifact-stance/ (default $QPR_SHARED_DATA, else ../shared/data)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("out/repro"), help="output folder (default out/repro)"

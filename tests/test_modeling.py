@@ -1,0 +1,106 @@
+"""The model layer: the text pipeline on its own, position limits and devices as clear input errors."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import write_rows
+
+from qpr_pyserini import encode
+from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.modeling import DenseEncoder, resolve_device
+from qpr_pyserini.presets import resolve_encoder
+from qpr_pyserini.text_pipeline import TextPipeline
+
+QUERIES = ["apple fruit", "longest river?"]
+INSTRUCTIONS = ["only red ones", None]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_encoder: EncoderConfig) -> DenseEncoder:
+    return DenseEncoder.load(tiny_encoder)
+
+
+def test_text_pipeline_works_without_a_model(tiny_encoder: EncoderConfig, model: DenseEncoder) -> None:
+    text = TextPipeline.load(replace(tiny_encoder, query_prefix="q: ", template="instruction-first"))
+    assert not any(isinstance(v, torch.nn.Module) for v in vars(text).values())
+    formatted = text.format_queries(QUERIES, INSTRUCTIONS)
+    assert [f.text for f in formatted] == [
+        "q: Instruct: only red ones\nQuery: apple fruit",
+        "q: longest river?",
+    ]
+    assert [f.query for f in formatted] == QUERIES
+    spans = [(f.query_start, f.query_end) for f in formatted]
+    batch = text.tokenize([f.text for f in formatted], 64, spans)
+    assert batch.span_mask is not None and batch.span_mask.shape == batch.input_ids.shape
+    assert len(pickle.dumps(text)) < 2_000_000  # a tokenizer, not a model's weights
+    # DenseEncoder's text side is such a pipeline: same texts, same ids
+    same = model.text.tokenize(model.text.format_passages(["a b", "c"], ["T", ""]), 64)
+    ours = TextPipeline.load(model.config).tokenize(text.format_passages(["a b", "c"], ["T", ""]), 64)
+    assert torch.equal(same.input_ids, ours.input_ids)
+    assert model.tokenizer is model.text.tokenizer and model.template is model.text.template
+
+
+def test_group_collator_holds_text_only(model: DenseEncoder, tmp_path: Path) -> None:
+    from qpr_pyserini.train.data import GroupSampler, read_training_data
+    from qpr_pyserini.train.trainer import GroupCollator
+
+    groups = GroupSampler(read_training_data(write_rows(tmp_path / "rows.jsonl")), group_size=2, seed=0)
+    collator = GroupCollator(model.text, originals=True)
+    batch = collator([groups[0], groups[1]])
+    assert set(batch) == {"query", "has_instruction", "original", "passage"}
+    assert not any(isinstance(v, torch.nn.Module) for v in vars(collator).values())
+
+
+def test_max_length_above_the_position_limit_is_an_input_error(
+    tiny_encoder: EncoderConfig, model: DenseEncoder
+) -> None:
+    assert model.max_positions == 128
+    with pytest.raises(InputError, match=r"position limit .*\(128 tokens\)"):
+        model.embed(["short"], 100000)
+    with pytest.raises(InputError, match="passage_max_length: 100000 tokens is above"):
+        DenseEncoder(replace(tiny_encoder, passage_max_length=100000), model.backbone, model.tokenizer)
+    np.testing.assert_equal(model.embed(["short"], 128).shape, (1, 32))
+
+
+def test_minilm_refuses_lengths_above_512() -> None:
+    with pytest.raises(InputError, match=r"\(512 tokens\)"):
+        DenseEncoder.load(resolve_encoder("minilm", passage_max_length=100000))
+
+
+def test_encode_cli_with_too_long_max_length_fails_cleanly(
+    tiny_bert: Path, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "idx"
+    argv = ["--corpus", str(tiny_corpus), "--index", str(index), "--encoder", str(tiny_bert), "--quiet"]
+    assert encode.main([*argv, "--max-length", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "128" in err
+    assert not index.exists()
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:x", "banana"])
+def test_unknown_device_names_the_accepted_forms(device: str) -> None:
+    with pytest.raises(InputError, match=r"--device: .* use auto, cpu, cuda, cuda:N"):
+        resolve_device(device)
+
+
+def test_device_cli_error_is_one_line(
+    tiny_bert: Path, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--encoder", str(tiny_bert)]
+    assert encode.main([*argv, "--device", "gpu0", "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: --device: 'gpu0'")
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None).type in ("cpu", "cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_a_gpu_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        resolve_device("cuda:0")
