@@ -219,7 +219,7 @@ def bench_encoding(
 def search_ours(
     model: DenseEncoder, index: DenseIndex, topics: list[Topic], run: Path, batch_size: int
 ) -> Path:
-    search(index, topics, run, hits=HITS, batch_size=batch_size, progress=False, model=model)
+    search(index, topics, run, hits=HITS, batch_size=batch_size, progress=False, model=model, threads=1)
     return run
 
 

@@ -1,12 +1,17 @@
 """qpr_pyserini: instruction-aware dense retrieval on Pyserini, with query-preserving regularized training.
 
 The public API is imported lazily so that ``python -m qpr_pyserini.eval`` does not load torch or Pyserini.
+Importing the package also installs the import hook of :mod:`qpr_pyserini.compat`, so that a later
+``import pyserini...`` works offline and finds Java 21 (``qpr_pyserini.search`` is the module; its function
+is ``search_topics``).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
+
+from .compat import install_import_hook
 
 __version__ = "0.1.0"
 
@@ -21,13 +26,16 @@ _EXPORTS = {
     "load_index": "index",
     "merge_indexes": "index",
     "encode_corpus": "encode",
-    "search": "search",
+    "search_topics": "search",
     "evaluate": "metrics",
     "pmrr": "metrics",
     "robustness": "metrics",
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+
+install_import_hook()
 
 
 def __getattr__(name: str) -> Any:

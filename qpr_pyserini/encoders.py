@@ -8,17 +8,17 @@ dicts of Pyserini's raw JSONL topics, and ``encode_batch`` makes ``FaissSearcher
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pyserini.encode import DocumentEncoder, QueryEncoder  # importing qpr_pyserini made this work offline
 
-from .compat import prepare_pyserini
 from .config import EncoderConfig
+from .index import load_index
 from .modeling import DenseEncoder
 from .presets import resolve_encoder
-
-prepare_pyserini()
-from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402  (needs the offline/Java fixes first)
+from .search import check_compatible, refuse_with_model, with_settings
 
 QueryInput = str | dict[str, Any]
 
@@ -41,8 +41,13 @@ class InstructionQueryEncoder(_BackedByDenseEncoder, QueryEncoder):
     """Encodes ``(query, instruction)`` pairs through the encoder's instruction template.
 
     ``encoder_dir`` is anything :func:`qpr_pyserini.presets.resolve_encoder` accepts (preset, folder, index).
-    ``instruction`` is the default used when a query comes without one. Pyserini's CLI keyword arguments
-    (``prefix``, ``fp16``, ...) are accepted: ``prefix`` overrides the query prefix, the rest are ignored.
+    ``instruction`` is the default used when a query comes without one. ``template``, ``prefix`` (the query
+    prefix) and ``max_length`` (of queries) override the encoder's settings; Pyserini's other CLI keyword
+    arguments (``fp16``, ...) are ignored.
+
+    ``model`` (a loaded DenseEncoder) is the encoder itself: naming another one as well (``encoder_dir``,
+    ``tokenizer_name``) is an InputError, and ``template``/``prefix``/``max_length`` override its settings
+    just as they override a named encoder's.
     """
 
     def __init__(
@@ -60,14 +65,13 @@ class InstructionQueryEncoder(_BackedByDenseEncoder, QueryEncoder):
         **_pyserini_kwargs: Any,
     ) -> None:
         super().__init__()
-        config = resolve_encoder(
-            encoder_dir,
-            template=template,
-            tokenizer=tokenizer_name,
-            query_prefix=prefix,
-            query_max_length=max_length,
-        )
-        self.model = model or DenseEncoder.load(config, device)
+        overrides = {"template": template, "query_prefix": prefix, "query_max_length": max_length}
+        if model is None:
+            config = resolve_encoder(encoder_dir, tokenizer=tokenizer_name, **overrides)
+            model = DenseEncoder.load(config, device)
+        else:
+            refuse_with_model(encoder_dir=encoder_dir, tokenizer_name=tokenizer_name)
+        self.model = with_settings(model, **overrides)
         self.has_model = True
         self.instruction = instruction
         self.batch_size = batch_size
@@ -95,7 +99,11 @@ class InstructionQueryEncoder(_BackedByDenseEncoder, QueryEncoder):
 
 
 class InstructionDocumentEncoder(_BackedByDenseEncoder, DocumentEncoder):
-    """Encodes passages as ``passage_prefix + title + separator + text`` with the encoder's pooling."""
+    """Encodes passages as ``passage_prefix + title + separator + text`` with the encoder's pooling.
+
+    ``model`` (a loaded DenseEncoder) is the encoder itself: naming another one as well (``model_name``,
+    ``tokenizer_name``) is an InputError; ``max_length`` (of passages) overrides its setting either way.
+    """
 
     def __init__(
         self,
@@ -107,8 +115,11 @@ class InstructionDocumentEncoder(_BackedByDenseEncoder, DocumentEncoder):
         model: DenseEncoder | None = None,
         **_pyserini_kwargs: Any,
     ) -> None:
-        config = resolve_encoder(model_name, tokenizer=tokenizer_name, passage_max_length=max_length)
-        self.model = model or DenseEncoder.load(config, device)
+        if model is None:
+            model = DenseEncoder.load(resolve_encoder(model_name, tokenizer=tokenizer_name), device)
+        else:
+            refuse_with_model(model_name=model_name, tokenizer_name=tokenizer_name)
+        self.model = with_settings(model, passage_max_length=max_length)
 
     def encode(
         self,
@@ -124,10 +135,27 @@ class InstructionDocumentEncoder(_BackedByDenseEncoder, DocumentEncoder):
 
 
 def load_query_encoder(
-    spec: str | EncoderConfig | None = None, device: str = "cpu", **kwargs: Any
+    spec: str | EncoderConfig | None = None,
+    device: str = "cpu",
+    *,
+    index: str | Path | None = None,
+    **kwargs: Any,
 ) -> InstructionQueryEncoder:
-    """The query encoder for an index folder (its recorded encoder), a preset, or a model folder."""
-    return InstructionQueryEncoder(spec, device=device, **kwargs)
+    """The query encoder ``spec`` names (an index folder: its recorded encoder; a preset; a model folder).
+
+    With ``index`` (an index folder), ``spec`` defaults to the index's recorded encoder and the encoder is
+    checked against the index as ``python -m qpr_pyserini.search`` checks it: an encoder whose passage-side
+    settings or dimension differ raises the same InputError. Without ``index`` nothing is checked.
+    ``kwargs`` go to :class:`InstructionQueryEncoder`.
+    """
+    if index is None:
+        return InstructionQueryEncoder(spec, device=device, **kwargs)
+    dense = load_index(index)
+    if spec is None and kwargs.get("model") is None:
+        spec = str(index)
+    encoder = InstructionQueryEncoder(spec, device=device, **kwargs)
+    check_compatible(dense, encoder.config, encoder.dimension)
+    return encoder
 
 
 def load_document_encoder(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from qpr_pyserini import metrics
 from qpr_pyserini.cli import run_cli
+from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 
@@ -72,26 +75,34 @@ def _scores(args: argparse.Namespace) -> dict[str, float]:
         paths = _required(args, "qrels_og", "qrels_changed", "run_og", "run_changed")
         qrels_og, qrels_changed = read_qrels(paths[0]), read_qrels(paths[1])
         run_og, run_changed = read_run(paths[2]), read_run(paths[3])
-        try:
+        with _naming_files(runs=f"{paths[2]}, {paths[3]}"):
             return {"p-MRR": metrics.pmrr(qrels_og, qrels_changed, run_og, run_changed).score}
-        except ValueError as exc:
-            raise ValueError(f"{paths[2]}, {paths[3]}: {exc}") from exc
     qrels_path, run_path = _required(args, "qrels", "run")
-    if not args.robustness:
-        metrics.parse_measures(args.measures)  # a bad name is reported before any file is read
+    with _naming_files(measures="--measures"):
+        if not args.robustness:
+            metrics.parse_measures(args.measures)  # a bad name is reported before any file is read
     qrels, run = read_qrels(qrels_path), read_run(run_path)
-    try:
+    with _naming_files(run=run_path, qrels=qrels_path):
         if args.robustness:
             return metrics.robustness(qrels, run, missing=args.missing)
         return metrics.evaluate(qrels, run, args.measures, missing=args.missing)
-    except ValueError as exc:
-        raise ValueError(f"{run_path}: {exc} (qrels: {qrels_path})") from exc
+
+
+@contextmanager
+def _naming_files(**where: str) -> Iterator[None]:
+    """Re-raise the metrics' InputErrors (about "run", "qrels", ...) naming the files or options instead."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path not in where:
+            raise
+        raise InputError(where[exc.path], exc.reason) from exc
 
 
 def _required(args: argparse.Namespace, *names: str) -> list[str]:
     absent = ["--" + name.replace("_", "-") for name in names if getattr(args, name) is None]
     if absent:
-        raise ValueError(f"this mode needs {', '.join(absent)}")
+        raise InputError(absent[0], f"this mode needs {', '.join(absent)}")
     return [getattr(args, name) for name in names]
 
 

@@ -17,6 +17,8 @@ from statistics import fmean
 
 import ir_measures
 
+from qpr_pyserini.io.errors import InputError
+
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
 
@@ -30,15 +32,15 @@ def parse_measures(measures: str | Sequence[str]) -> dict[str, ir_measures.Measu
     """
     names = measures.split() if isinstance(measures, str) else list(measures)
     if not names:
-        raise ValueError("no measure given")
+        raise InputError("measures", "no measure given")
     parsed = {}
     for name in names:
         try:
             measure = ir_measures.parse_measure(re.sub(r"^MAP(?=@|\(|$)", "AP", name))
             measure.validate_params()
         except (ValueError, NameError, AssertionError) as exc:  # ir_measures' "not found", bad parameters
-            raise ValueError(
-                f"unknown measure {name!r}: {exc} (ir_measures names, e.g. nDCG@10 AP@1000)"
+            raise InputError(
+                "measures", f"unknown measure {name!r}: {exc} (ir_measures names, e.g. nDCG@10 AP@1000)"
             ) from None
         parsed[name] = measure
     return parsed
@@ -50,7 +52,7 @@ def evaluate(
     """Mean of each measure over the judged queries, keyed by the names as given, in order.
 
     ``missing`` decides what happens to qrels queries without results in ``run``: ``"error"`` raises
-    ValueError, ``"zero"`` scores them 0 (``trec_eval -c``), ``"skip"`` leaves them out (pytrec_eval).
+    InputError, ``"zero"`` scores them 0 (``trec_eval -c``), ``"skip"`` leaves them out (pytrec_eval).
     """
     parsed = parse_measures(measures)
     zero_qids = _missing_queries(qrels, run, missing)
@@ -117,7 +119,7 @@ def pmrr(qrels_og: Qrels, qrels_changed: Qrels, run_og: Run, run_changed: Run) -
             stacklevel=2,
         )
     if not scores:
-        raise ValueError("no query has a changed judgement and results in both runs")
+        raise InputError("runs", "no query has a changed judgement and results in both runs")
     return PMRR(score=fmean(scores.values()), per_query=scores)
 
 
@@ -131,9 +133,12 @@ def robustness(
 ) -> dict[str, float]:
     """InstructIR's Robustness@k (mean over base queries of the worst nDCG@k among its instances) and nDCG@k.
 
-    Instances are ids ``<base>_<n>``; ``group_of`` maps an instance id to its base query instead. nDCG@k is
-    the plain mean over instances; ``missing`` treats unanswered instances as in :func:`evaluate`.
+    Instances are ids ``<base>_<n>`` (an id of another form is an InputError); ``group_of`` maps an instance
+    id to its base query instead. nDCG@k is the plain mean over instances; ``missing`` treats unanswered
+    instances as in :func:`evaluate`.
     """
+    if group_of is None:
+        _check_instance_ids(qrels)
     ndcg_name = f"nDCG@{k}"
     ndcg = per_query(qrels, run, ndcg_name)
     ndcg.update(dict.fromkeys(_missing_queries(qrels, run, missing), 0.0))
@@ -147,6 +152,17 @@ def robustness(
     }
 
 
+def _check_instance_ids(qrels: Qrels) -> None:
+    """Without ``<base>_<n>`` ids every query is its own group and Robustness@k silently equals nDCG@k."""
+    for qid in qrels:
+        base, _, instance = qid.rpartition("_")
+        if not base or not instance:
+            raise InputError(
+                "qrels",
+                f"query id {qid!r} is not of the form <base>_<n> (one id per instruction of a base query)",
+            )
+
+
 def _base_query(qid: str) -> str:
     # MTEB's robustness_at_10 (same file as p-MRR) groups by qid.split("_")[0], i.e. the first "_"; splitting
     # at the last one gives the same groups for MTEB's ids and keeps base ids that contain "_" whole.
@@ -156,14 +172,15 @@ def _base_query(qid: str) -> str:
 def _missing_queries(qrels: Qrels, run: Run, missing: str) -> list[str]:
     """Qrels queries without results that must score 0 under ``missing``; raise where that is an error."""
     if missing not in MISSING_MODES:
-        raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
+        raise InputError("missing", f"must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
     absent = [qid for qid in qrels if not run.get(qid)]
     if len(absent) == len(qrels):
-        raise ValueError("the run and the qrels share no query")
+        raise InputError("run", "the run and the qrels share no query")
     if absent and missing == "error":
-        raise ValueError(
+        raise InputError(
+            "run",
             f"{len(absent)} of {len(qrels)} judged queries have no results in the run "
-            f"(first: {', '.join(absent[:5])}); choose missing 'zero' (score 0) or 'skip'"
+            f"(first: {', '.join(absent[:5])}); choose missing 'zero' (score 0) or 'skip'",
         )
     return absent if missing == "zero" else []
 

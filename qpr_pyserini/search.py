@@ -3,6 +3,7 @@
 Full retrieval searches the faiss index exactly as Pyserini's ``FaissSearcher.batch_search`` does (same
 ``index.search`` call, so the same ranking), without starting a JVM. Rerank mode scores only each query's
 given candidates (FollowIR's ``top_ranked`` layout, or a TREC run) with the stored passage vectors.
+The Python entry point is :func:`search_topics` (also ``qpr_pyserini.search_topics``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -21,7 +23,7 @@ from .config import EncoderConfig
 from .index import DenseIndex, load_index
 from .io.candidates import read_candidates
 from .io.errors import InputError
-from .io.runs import write_run
+from .io.runs import check_token, write_run
 from .io.topics import Topic, instruction_of, read_topics
 from .modeling import DenseEncoder
 from .presets import resolve_encoder
@@ -52,10 +54,40 @@ def check_compatible(index: DenseIndex, config: EncoderConfig, dimension: int) -
             )
 
 
+def refuse_with_model(**names: object) -> None:
+    """One source of truth: with a model object passed, an argument naming another encoder is an InputError."""
+    given = [name for name, value in names.items() if value is not None]
+    if given:
+        raise InputError(given[0], "names an encoder, but a model object is passed too: pass one of them")
+
+
+def with_settings(model: DenseEncoder, **overrides: object) -> DenseEncoder:
+    """``model`` with the non-None ``overrides`` applied to its configuration (same weights and tokenizer).
+
+    A passed model is thus configured exactly as the encoder it was loaded from would be with the same
+    overrides; ``model`` itself is left unchanged.
+    """
+    config = resolve_encoder(model.config, **overrides)
+    if config == model.config:
+        return model
+    return DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
+
+
 def query_encoder_for(
-    index: DenseIndex, encoder: str | EncoderConfig | None, template: str | None, device: str
+    index: DenseIndex,
+    encoder: str | EncoderConfig | None,
+    template: str | None,
+    device: str,
+    model: DenseEncoder | None = None,
 ) -> DenseEncoder:
-    """The query-side model: the named encoder, else the one the index records."""
+    """The query-side model: ``model``, else the named encoder, else the one the index records.
+
+    ``template`` overrides the encoder's template in every case; ``encoder`` together with ``model`` is an
+    InputError.
+    """
+    if model is not None:
+        refuse_with_model(encoder=encoder)
+        return with_settings(model, template=template)
     if encoder is None and index.encoder is None:
         raise InputError(
             str(index.path), "index has no qpr_index.json encoder record (Pyserini-built?): pass --encoder"
@@ -63,30 +95,61 @@ def query_encoder_for(
     return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device)
 
 
-def retrieve(index: DenseIndex, queries: np.ndarray, hits: int, threads: int = 1) -> list[Hits]:
-    """Exhaustive inner-product search, as Pyserini's FaissSearcher does it."""
+@contextmanager
+def faiss_threads(threads: int | None) -> Iterator[None]:
+    """Run faiss with ``threads`` OpenMP threads (None: as set), restoring the process-wide setting after."""
+    if threads is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
-    scores, rows = index.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), hits)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def retrieve(index: DenseIndex, queries: np.ndarray, hits: int, threads: int | None = None) -> list[Hits]:
+    """Exhaustive inner-product search, as Pyserini's FaissSearcher does it (``threads``: see faiss_threads)."""
+    with faiss_threads(threads):
+        scores, rows = index.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), hits)
     return [
         [(index.docids[r], float(s)) for s, r in zip(row_scores, row_ids, strict=True) if r != -1]
         for row_scores, row_ids in zip(scores, rows, strict=True)
     ]
 
 
-def rerank(index: DenseIndex, query: np.ndarray, candidates: Sequence[str], source: str) -> Hits:
-    """Score only ``candidates`` (doc ids) against the stored vectors; ties keep the candidate order."""
-    try:
-        rows = index.rows_of(candidates)
-    except KeyError as err:
-        raise InputError(
-            source, f"candidate doc id {err.args[0]!r} is not in the index {index.path}"
-        ) from err
-    scores = index.vectors(rows) @ query
+def rerank(index: DenseIndex, query: np.ndarray, candidates: Sequence[str]) -> Hits:
+    """Score only ``candidates`` (doc ids in the index) against the stored vectors, score descending.
+
+    Ties keep the candidate order.
+    """
+    scores = index.vectors(index.rows_of(candidates)) @ query
     order = np.argsort(-scores, kind="stable")
     return [(candidates[i], float(scores[i])) for i in order]
 
 
-def search(
+def check_candidates(
+    index: DenseIndex, pool: dict[str, list[str]], topics: Sequence[Topic], source: str
+) -> None:
+    """Every candidate of a searched query must be in the index (checked before any query is encoded)."""
+    for topic in topics:
+        for docid in pool.get(topic.qid, []):
+            if not index.contains(docid):
+                raise InputError(
+                    source,
+                    f"candidate doc id {docid!r} of qid {topic.qid!r} is not in the index {index.path}",
+                )
+
+
+def check_positive(**options: int | None) -> None:
+    """Counts given as ``--option`` values must be at least 1."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise InputError("--" + name.replace("_", "-"), f"must be at least 1, got {value}")
+
+
+def search_topics(
     index: str | Path | DenseIndex,
     topics: str | Path | Sequence[Topic],
     output: str | Path,
@@ -100,35 +163,53 @@ def search(
     candidates: str | Path | None = None,
     device: str = "cpu",
     faiss_device: str = "cpu",
+    threads: int | None = None,
     force: bool = False,
     tag: str = "qpr",
     progress: bool = True,
     model: DenseEncoder | None = None,
 ) -> int:
-    """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count."""
+    """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
+
+    The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
+    folder or configuration), else the one the index records; ``template`` overrides its template in every
+    case. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
+    Inputs are checked before the model is loaded; the run file appears only when complete.
+    """
+    check_positive(hits=hits, batch_size=batch_size, threads=threads)
+    check_token(tag, "tag")
+    if Path(output).is_dir():
+        raise InputError(str(output), "is a folder, expected a run file path")
+    if model is not None:
+        refuse_with_model(encoder=encoder)
     dense = index if isinstance(index, DenseIndex) else load_index(index)
-    model = model or query_encoder_for(dense, encoder, template, device)
-    if not force:
-        check_compatible(dense, model.config, model.dimension)
+    if dense.faiss_index.ntotal == 0:
+        raise InputError(str(dense.path), "index holds no vectors")
     topic_list = list(topics) if not isinstance(topics, str | Path) else read_topics(topics)
+    if not topic_list:
+        raise InputError(str(topics) if isinstance(topics, str | Path) else "topics", "no topics")
     instructions = [instruction_of(t, instruction_field, instruction) for t in topic_list]
     pool = read_candidates(candidates) if candidates is not None else None
+    if pool is not None:
+        check_candidates(dense, pool, topic_list, str(candidates))
     if faiss_device != "cpu":
         dense.faiss_index = _to_gpu(dense.faiss_index, faiss_device)
+    query_model = query_encoder_for(dense, encoder, template, device, model)
+    if not force:
+        check_compatible(dense, query_model.config, query_model.dimension)
 
     def results() -> Iterator[tuple[str, Hits]]:
         bar = tqdm(total=len(topic_list), desc="searching", unit="query", disable=not progress)
         for start in range(0, len(topic_list), batch_size):
             chunk = topic_list[start : start + batch_size]
-            vectors = model.embed_queries(
+            vectors = query_model.embed_queries(
                 [t.query for t in chunk], instructions[start : start + batch_size], batch_size
             )
             if pool is None:
-                ranked = retrieve(dense, vectors, hits)
+                ranked = retrieve(dense, vectors, hits, threads)
             else:
                 ranked = [
-                    rerank(dense, v, pool.get(t.qid, []), str(candidates))[:hits]
-                    for t, v in zip(chunk, vectors, strict=True)
+                    rerank(dense, v, pool.get(t.qid, []))[:hits] for t, v in zip(chunk, vectors, strict=True)
                 ]
             yield from zip((t.qid for t in chunk), ranked, strict=True)
             bar.update(len(chunk))
@@ -137,9 +218,12 @@ def search(
     return write_run(output, results(), tag=tag)
 
 
+search = search_topics  # the same function, under the name it had before it was exported as search_topics
+
+
 def _to_gpu(index: faiss.Index, device: str) -> faiss.Index:
     if not hasattr(faiss, "StandardGpuResources"):
-        raise ValueError("--faiss-device cuda needs faiss-gpu (pip install 'qpr_pyserini[gpu]')")
+        raise InputError("--faiss-device", f"{device} needs faiss-gpu (pip install 'qpr_pyserini[gpu]')")
     gpu = int(device.split(":", 1)[1]) if ":" in device else 0
     return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
 
@@ -181,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for the query encoder (default cpu)")
     parser.add_argument("--faiss-device", default="cpu", help="cpu, or cuda[:N] with faiss-gpu")
     parser.add_argument(
+        "--threads", type=int, help="faiss search threads (default: faiss's own setting, OMP_NUM_THREADS)"
+    )
+    parser.add_argument(
         "--force", action="store_true", help="search even if the encoder differs from the index's"
     )
     parser.add_argument("--tag", default="qpr", help="run tag (last column)")
@@ -192,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def action() -> str:
-        lines = search(
+        lines = search_topics(
             args.index,
             args.topics,
             args.output,
@@ -205,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             candidates=args.candidates,
             device=args.device,
             faiss_device=args.faiss_device,
+            threads=args.threads,
             force=args.force,
             tag=args.tag,
             progress=not args.quiet,

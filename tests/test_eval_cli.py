@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from test_metrics import QRELS, QRELS_CHANGED, QRELS_OG, R_QRELS, R_RUN, RUN, RUN_CHANGED, RUN_OG
 
+from qpr_pyserini import eval as eval_cli
 from qpr_pyserini.eval import main
+from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.metrics import evaluate, pmrr, robustness
 
 
@@ -119,16 +121,55 @@ def test_robustness_json_matches_the_api(files: dict[str, str], capsys: pytest.C
         (["--qrels", "{qrels}", "--run", "{run}", "--measures", "nDGC@10"], "unknown measure 'nDGC@10'"),
         (["--pmrr", "--qrels-og", "{qrels}"], "this mode needs --qrels-changed, --run-og, --run-changed"),
         (["--run", "{run}"], "this mode needs --qrels"),
+        (
+            ["--qrels", "{qrels}", "--run", "{nan_run}"],
+            "{nan_run}:2: score must be a finite number, got 'nan'",
+        ),
+        (
+            ["--qrels", "{qrels}", "--run", "{inf_run}"],
+            "{inf_run}:1: score must be a finite number, got '-inf'",
+        ),
+        (["--robustness", "--qrels", "{qrels}", "--run", "{run}"], "query id 'q1' is not of the form"),
+        (["--qrels", "{three_qrels}", "--run", "{run}"], "1 of 3 judged queries"),
+        (
+            [
+                "--pmrr",
+                "--qrels-og",
+                "{qrels}",
+                "--qrels-changed",
+                "{qrels}",
+                "--run-og",
+                "{run}",
+                "--run-changed",
+                "{run}",
+            ],
+            "no query has a changed judgement",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(
-    tmp_path: Path, files: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+    tmp_path: Path,
+    files: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    fragment: str,
 ) -> None:
     names = {**files, "missing": str(tmp_path / "nope.trec")}
-    status, out, err = _run_cli([arg.format(**names) for arg in argv], capsys)
+    names["nan_run"] = str(tmp_path / "nan.trec")
+    Path(names["nan_run"]).write_text("q1 Q0 d1 1 2.0 t\nq1 Q0 d2 2 nan t\n")
+    names["inf_run"] = str(tmp_path / "inf.trec")
+    Path(names["inf_run"]).write_text("q1 Q0 d1 1 -inf t\n")
+    names["three_qrels"] = _write_qrels(tmp_path / "three.qrels", {**QRELS, "q3": {"d7": 1}})
+    argv = [arg.format(**names) for arg in argv]
+    status, out, err = _run_cli(argv, capsys)
     assert (status, out) == (2, "")
     assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1
     assert fragment.format(**names) in err
+    # an InputError (what the CLIs print on one line), not any ValueError (a bug, shown with its traceback)
+    monkeypatch.setattr(eval_cli, "run_cli", lambda action: action())
+    with pytest.raises(InputError):
+        main(argv)
 
 
 def test_module_entry_point_help() -> None:

@@ -73,7 +73,7 @@ def test_no_shared_query_is_an_error_in_every_mode(missing: str) -> None:
 
 
 def test_bad_missing_mode() -> None:
-    with pytest.raises(ValueError, match="missing must be one of"):
+    with pytest.raises(ValueError, match="missing: must be one of"):
         evaluate(QRELS, RUN, "AP@1000", missing="ignore")
 
 

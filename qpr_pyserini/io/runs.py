@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,6 +35,8 @@ def read_run(source: str | Path) -> Run:
             raise InputError(
                 str(path), f"rank must be an integer and score a number, got {rank!r} and {score!r}", line_no
             ) from None
+        if not math.isfinite(value):
+            raise InputError(str(path), f"score must be a finite number, got {score!r}", line_no)
         hits = run.setdefault(qid, {})
         if docid in hits:
             raise InputError(str(path), f"duplicate result for query {qid!r} doc {docid!r}", line_no)
@@ -48,13 +51,13 @@ def write_run(
 
     Hits are written in the order given (ranks from 1). The file appears at ``path`` only once complete.
     """
-    _check_token(tag, "tag")
+    check_token(tag, "tag")
     count = 0
     with atomic_output(path) as tmp, tmp.open("w", encoding="utf-8") as out:
         for qid, hits in results:
-            _check_token(qid, "qid")
+            check_token(qid, "qid")
             for rank, (docid, score) in enumerate(hits, start=1):
-                _check_token(docid, "docid")
+                check_token(docid, "docid")
                 out.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
                 count += 1
     return count
@@ -77,7 +80,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _check_token(value: str, what: str) -> None:
+def check_token(value: str, what: str) -> None:
     """Reject values that would break the whitespace-separated columns of a run file."""
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
-        raise ValueError(f"{what} must be non-empty and free of whitespace, got {value!r}")
+        raise InputError(what, f"must be non-empty and free of whitespace, got {value!r}")

@@ -24,7 +24,8 @@ _TSV_HEADER_IDS = {"qid", "query-id", "query_id", "id", "_id"}
 
 @dataclass(frozen=True)
 class Topic:
-    """One query with every other string field of its record (e.g. ``instruction_og``) in ``fields``.
+    """One query with every other text field of its record (e.g. ``instruction_og``; numbers as written) in
+    ``fields``.
 
     Hashing uses ``qid`` and ``query`` only (``fields`` is a dict); equality compares ``fields`` too.
     ``source`` and ``line`` say where the topic was read, for error messages; they are not compared.
@@ -38,12 +39,14 @@ class Topic:
 
 
 def read_topics(source: str | Path) -> list[Topic]:
-    """Read topics in file order; duplicate qids, missing ids and blank queries are InputErrors."""
+    """Read topics in file order; no topics, duplicate qids, missing ids and blank queries are InputErrors."""
     if irds_id(source) is not None:
         topics = _irds_topics(str(source))
     else:
         path = Path(source)
         topics = _jsonl_topics(path) if looks_like_jsonl(path) else _tsv_topics(path)
+    if not topics:
+        raise InputError(str(source), "no topics (only a header)")
     first_line: dict[str, int | None] = {}
     for topic in topics:
         if topic.qid in first_line:
@@ -76,9 +79,22 @@ def _jsonl_topics(path: Path) -> list[Topic]:
         qid = as_id(record[id_key], "qid", path, line_no)
         query_key = first_key(record, _QUERY_KEYS)
         query = record[query_key] if query_key is not None else None
-        fields = {k: v for k, v in record.items() if k not in (id_key, query_key) and isinstance(v, str)}
+        fields = {
+            k: text
+            for k, v in record.items()
+            if k not in (id_key, query_key) and (text := _text(v)) is not None
+        }
         topics.append(_topic(qid, query, fields, str(path), line_no))
     return topics
+
+
+def _text(value: Any) -> str | None:
+    """A field's value as text: strings as they are, numbers (e.g. an instruction ``5``) as written; else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _tsv_topics(path: Path) -> list[Topic]:
