@@ -72,7 +72,7 @@ class InstructionTemplate:
 
     @property
     def query_first(self) -> bool:
-        """True when the query comes before the instruction (in a causal model it never sees the instruction)."""
+        """True when the query comes before the instruction (in a causal model it never sees it)."""
         return self.pattern.index("{query}") < self.pattern.index("{instruction}")
 
     def format(self, query: str, instruction: str | None = None) -> FormattedQuery:

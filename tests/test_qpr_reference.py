@@ -223,7 +223,7 @@ def test_marked_end_includes_promptriever_mark() -> None:
     assert concat.marked_end == concat.query_end
 
 
-# ----- the switch and the defaults -----------------------------------------------------------------------------
+# ----- the switch and the defaults ---------------------------------------------------------------------
 def test_reference_preset_sets_every_choice_and_explicit_options_win(tmp_path: Path) -> None:
     model, data, qpr, training = parse_arguments(reference_args("minilm", tmp_path / "rows.jsonl", tmp_path))
     assert (model.template, model.query_prefix) == ("promptriever", "query:  ")

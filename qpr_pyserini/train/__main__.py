@@ -88,8 +88,8 @@ def check_reference_encoder(encoder: DenseEncoder) -> None:
     if encoder.is_causal and (config.pooling != "last" or not config.append_eos):
         raise InputError(
             "--qpr_preset",
-            f"'reference' pools a causal decoder at its appended EOS token; this encoder pools {config.pooling!r} "
-            f"with append_eos {config.append_eos}: add --pooling last --append_eos true",
+            f"'reference' pools a causal decoder at its appended EOS token; this encoder pools "
+            f"{config.pooling!r} with append_eos {config.append_eos}: add --pooling last --append_eos true",
         )
 
 

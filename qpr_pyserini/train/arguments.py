@@ -31,9 +31,9 @@ CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 COMMAND_LINE = "command line"
 
 # The QPR reference (deu05232/Inst_IR_QPR, DenseModel_Idea3_reduced_KL and Idea3TrainDataset): Promptriever's
-# query text "query:  {q}{?} {i}", raw cosines, the last token of "query:  {q}{?}" as the student, the row's own
-# group, cross-entropy to the stopped teacher, weight 1; every instruction negative first (group_size - 1 at
-# most), then hard negatives, both in stored order.
+# query text "query:  {q}{?} {i}", raw cosines, the last token of "query:  {q}{?}" as the student, the row's
+# own group, cross-entropy to the stopped teacher, weight 1; every instruction negative first (group_size - 1
+# at most), then hard negatives, both in stored order.
 REFERENCE_PRESET: dict[str, dict[str, Any]] = {
     "model": {"template": "promptriever", "query_prefix": "query:  "},
     "data": {"negatives_order": "reference"},

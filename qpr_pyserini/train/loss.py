@@ -74,9 +74,9 @@ def qpr_regularizer(
     """A divergence between the original query's (teacher) and the query component's (student) relevance
     distributions over the candidates (see the module docstring for ``direction``).
 
-    ``stop_gradient`` scores the teacher under ``torch.no_grad``: no gradient reaches ``original`` nor, through
-    the teacher, ``passages``. ``mask`` (bool [B]) keeps only the selected rows; with none selected the result
-    is a zero that keeps the autograd graph of ``component``.
+    ``stop_gradient`` scores the teacher under ``torch.no_grad``: no gradient reaches ``original`` nor,
+    through the teacher, ``passages``. ``mask`` (bool [B]) keeps only the selected rows; with none selected
+    the result is a zero that keeps the autograd graph of ``component``.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

@@ -50,7 +50,7 @@ class InstructionRetrieverModel(torch.nn.Module):
         return aug, self.encoder.finish(pool(hidden, queries.span_mask, self.qpr.span_pooling))
 
     def encode_originals(self, originals: Batch) -> Tensor:
-        """e_orig, the teacher: the plain queries' embeddings, without autograd when the gradient is stopped."""
+        """e_orig, the teacher: the plain queries' embeddings (no autograd when its gradient is stopped)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.qpr.stop_gradient):
             return self.encoder(originals)
 
@@ -170,7 +170,7 @@ def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
 
 
 def _drop_gguf_marker(backbone: torch.nn.Module) -> None:
-    """Turn a GGUF-loaded model (weights dequantized on load) into a plain model that ``save_pretrained`` writes.
+    """Make a GGUF-loaded model (dequantized on load) a plain model that ``save_pretrained`` writes.
 
     transformers keeps its GGUF "quantizer" on the model and refuses to save it ("quantized with gguf and is
     not serializable"), although the weights are ordinary float tensors after loading.
