@@ -4,7 +4,9 @@ Every template also reports where the query's characters sit inside the formatte
 training code can pool exactly the query's tokens (the "query component" of the query-preserving
 regularizer). Templates are plain format strings with ``{query}`` and ``{instruction}`` fields;
 ``{?}`` stands for Promptriever's question mark, added only when the query lacks end punctuation.
-Without an instruction every template falls back to the plain query: ``prefix + query``.
+Without an instruction every template falls back to the plain query: ``prefix + query``, followed by the
+``{?}`` mark when the pattern puts it right after ``{query}`` (Promptriever's ``format_query`` adds it to
+plain queries too: ``"query:  {q}{?}"``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,16 @@ _FIELDS = {"query", "instruction", "?"}
 
 @dataclass(frozen=True)
 class FormattedQuery:
-    """An encoder input text and the [start, end) character span of the query inside it."""
+    """An encoder input text and the [start, end) character span of the query inside it.
+
+    ``marked_end`` is the end of the query including the ``{?}`` mark that follows it (``query_end`` when
+    there is none): the query component of Promptriever's text ``"query:  {q}{?}"`` ends there.
+    """
 
     text: str
     query_start: int
     query_end: int
+    marked_end: int
 
     @property
     def query(self) -> str:
@@ -65,27 +72,37 @@ class InstructionTemplate:
 
     @property
     def query_first(self) -> bool:
-        """True when the query comes before the instruction (vacuous regularizer for causal models)."""
+        """True when the query comes before the instruction (in a causal model it never sees it)."""
         return self.pattern.index("{query}") < self.pattern.index("{instruction}")
 
     def format(self, query: str, instruction: str | None = None) -> FormattedQuery:
         """Format ``query`` (and ``instruction`` when it is non-empty) into one text with the query's span."""
         query = query.strip()
+        mark = "" if query.endswith(END_PUNCTUATION) else "?"
+        start = len(self.prefix)
         if not instruction or not instruction.strip():
-            return FormattedQuery(self.prefix + query, len(self.prefix), len(self.prefix) + len(query))
+            text = self.prefix + query + (mark if self.mark_follows_query else "")
+            return FormattedQuery(text, start, start + len(query), len(text))
         parts: list[str] = [self.prefix]
-        start = end = -1
+        end = marked_end = -1
         for literal, field, _, _ in string.Formatter().parse(self.pattern):
             parts.append(literal)
             if field == "query":
                 start = sum(map(len, parts))
                 parts.append(query)
-                end = start + len(query)
+                end = marked_end = start + len(query)
             elif field == "instruction":
                 parts.append(instruction.strip())
             elif field == "?":
-                parts.append("" if query.endswith(END_PUNCTUATION) else "?")
-        return FormattedQuery("".join(parts), start, end)
+                parts.append(mark)
+                if self.mark_follows_query:
+                    marked_end = end + len(mark)
+        return FormattedQuery("".join(parts), start, end, marked_end)
+
+    @property
+    def mark_follows_query(self) -> bool:
+        """True when the pattern puts the ``{?}`` mark right after ``{query}`` (Promptriever's template)."""
+        return "{query}{?}" in self.pattern
 
 
 def resolve_template(name_or_pattern: str, prefix: str = "") -> InstructionTemplate:

@@ -63,6 +63,46 @@ def test_qpr_regularizer_hand_computed(direction: str, expected: float) -> None:
     assert value.item() == pytest.approx(expected, abs=1e-6)
 
 
+def test_cross_entropy_hand_computed() -> None:
+    value = qpr_regularizer(ORIGINAL, COMPONENT, PASSAGES, temperature=0.5, direction="cross-entropy")
+    expected = [-sum(p * math.log(q) for p, q in zip(P_ORIG[r], P_QC[r], strict=True)) for r in (0, 1)]
+    assert value.item() == pytest.approx(sum(expected) / 2, abs=1e-6)
+
+
+def test_cross_entropy_has_the_forward_kl_gradient_under_stop_gradient() -> None:
+    grads = []
+    for direction in ("forward", "cross-entropy"):
+        component = COMPONENT.clone().requires_grad_()
+        qpr_regularizer(ORIGINAL, component, PASSAGES, temperature=0.5, direction=direction).backward()
+        grads.append(component.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "symmetric", "cross-entropy"])
+def test_stop_gradient_keeps_the_teachers_passages_out_of_the_graph(direction: str) -> None:
+    """The teacher is scored without gradient: passages get only the student's gradient."""
+    grads = {}
+    for by_hand in (False, True):
+        passages = PASSAGES.clone().requires_grad_()
+        original = ORIGINAL.clone().requires_grad_()
+        if by_hand:  # by hand: the teacher's distribution as a constant
+            with torch.no_grad():
+                teacher = torch.log_softmax(original @ passages.T / 0.5, dim=-1)
+            student = torch.log_softmax(COMPONENT @ passages.T / 0.5, dim=-1)
+            value = {
+                "forward": (teacher.exp() * (teacher - student)).sum(-1).mean(),
+                "reverse": (student.exp() * (student - teacher)).sum(-1).mean(),
+                "cross-entropy": -(teacher.exp() * student).sum(-1).mean(),
+            }
+            value["symmetric"] = (value["forward"] + value["reverse"]) / 2
+            value[direction].backward()
+        else:
+            qpr_regularizer(original, COMPONENT, passages, temperature=0.5, direction=direction).backward()
+            assert original.grad is None
+        grads[by_hand] = passages.grad
+    torch.testing.assert_close(grads[False], grads[True])
+
+
 def test_forward_and_reverse_differ() -> None:
     forward = qpr_regularizer(ORIGINAL, COMPONENT, PASSAGES, temperature=0.5, direction="forward")
     reverse = qpr_regularizer(ORIGINAL, COMPONENT, PASSAGES, temperature=0.5, direction="reverse")
@@ -195,7 +235,7 @@ def test_enabled_regularizer_needs_embeddings() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"direction": "backward"}, "direction"),
+        ({"direction": "backward"}, "--qpr_direction"),
         ({"candidates": "corpus"}, "candidates"),
         ({"span_pooling": "max"}, "span_pooling"),
         ({"weight": -1.0}, "weight"),

@@ -13,7 +13,7 @@ from qpr_pyserini.templates import NAMED_TEMPLATES, resolve_template
         ("instruction-first", "water", "be brief", "query:  Instruct: be brief\nQuery: water"),
         ("instructir", "water", "be brief", "query:  be brief [SEP] water"),
         ("concat", "water", "be brief", "query:  water be brief"),
-        ("promptriever", "is water wet", None, "query:  is water wet"),
+        ("promptriever", "is water wet", None, "query:  is water wet?"),
         ("instruction-first", "water", "  ", "query:  water"),
     ],
 )

@@ -77,6 +77,12 @@ def test_reads_tevatron_and_promptriever_rows(tmp_path: Path) -> None:
     assert plain.query == "what is a cat" and plain.instruction is None and plain.instruction_negatives == []
 
 
+def test_reference_rows_put_d_inst_negatives_first(tmp_path: Path) -> None:
+    row = {**PROMPTRIEVER_ROW, "d_inst_negatives": [passage("d1"), passage("d2")]}
+    (example,) = read_training_data(write_jsonl(tmp_path / "rows.jsonl", [row]))
+    assert [p.docid for p in example.instruction_negatives] == ["d1", "d2", "i1", "i2"]
+
+
 def test_limit_keeps_first_rows(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", [TEVATRON_ROW, PROMPTRIEVER_ROW, "{not json"])
     assert [e.query_id for e in read_training_data(source, limit=2)] == ["q1", "7"]
@@ -234,6 +240,37 @@ def test_instruction_negatives_fill_in_without_hard_negatives() -> None:
     assert len(ids) == 6 and set(ids[1:]) == {"i0", "i1"}
 
 
+def test_promptriever_order_takes_the_first_instruction_negatives_in_stored_order() -> None:
+    sampler = GroupSampler([example(1, 30, 5)], group_size=8, instruction_negatives=3, order="promptriever")
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        ids = docids(sampler, 0)
+        assert ids[1:4] == ["i0", "i1", "i2"]
+        assert len(set(ids[4:])) == 4 and all(d.startswith("n") for d in ids[4:])
+
+
+def test_reference_order_takes_instruction_then_hard_negatives_in_stored_order() -> None:
+    sampler = GroupSampler([example(1, 30, 3)], group_size=8, instruction_negatives=7, order="reference")
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        assert docids(sampler, 0) == ["p0", "i0", "i1", "i2", "n0", "n1", "n2", "n3"]
+    too_many = GroupSampler([example(1, 30, 9)], group_size=8, instruction_negatives=7, order="reference")
+    assert docids(too_many, 0) == ["p0", *(f"i{k}" for k in range(7))]
+
+
+def test_reference_order_draws_with_replacement_when_a_row_has_too_few() -> None:
+    rows = [example(1, 2, 1) for _ in range(20)]
+    sampler = GroupSampler(rows, group_size=8, instruction_negatives=7, order="reference")
+    groups = [docids(sampler, i) for i in range(20)]
+    assert all(ids[:2] == ["p0", "i0"] and set(ids[2:]) <= {"n0", "n1"} for ids in groups)
+    assert len({tuple(ids) for ids in groups}) > 1  # drawn, not cycled in one fixed order
+
+
+def test_bad_negatives_order_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="--negatives_order"):
+        GroupSampler([example(1, 3)], order="sorted")
+
+
 def test_row_without_negatives_is_an_error() -> None:
     with pytest.raises(ValueError, match="query 'q' has no negative passage.*mine hard negatives"):
         GroupSampler([example(1, 0, 3, instruction=None)], group_size=4)
@@ -363,6 +400,7 @@ def test_stance_rows_on_the_real_train_split(shared_data: Path) -> None:
         assert row.instruction == (None if variant == "plain" else instructions[qid, variant])
         relevant = {d for d, s in qrels["og" if variant == "plain" else variant][qid].items() if s > 0}
         assert {p.docid for p in row.positives} <= relevant <= evidence[qid]
-        for negative in row.instruction_negatives:  # none on this split; the rule still holds
-            assert negative.docid in evidence[qid] and negative.docid not in relevant
+        # No two claims of this split share a text with opposite stances, so no row has instruction
+        # negatives (test_stance_rows_on_a_synthetic_split checks the rule where some exist).
+        assert row.instruction_negatives == []
         assert not {p.docid for p in row.negatives} & evidence[qid]

@@ -5,7 +5,9 @@ Multi-process: torchrun --nproc_per_node N -m qpr_pyserini.train CONFIG.yaml (DD
 A config file supplies any of the options below as keys; options on the command line override it.
 Key options: --encoder (preset, encoder folder or model folder to start from), --train_data (Tevatron or
 Promptriever JSONL, a save_to_disk folder or a hub id), --output_dir, --group_size, --temperature, --lora,
---qpr_weight (lambda; 0 trains plain InfoNCE, as Promptriever), --template (e.g. instruction-first),
+--qpr_weight (lambda; 0 trains plain InfoNCE, as Promptriever), --qpr_preset reference (the authors'
+configuration: Promptriever's query text, raw cosines, own group, last query token, cross-entropy, weight 1,
+negatives in stored order), --template (e.g. instruction-first),
 --mode query-side --index INDEX (train the query encoder against an index's fixed passage vectors), and any
 Hugging Face TrainingArguments (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --bf16,
 --gradient_accumulation_steps, --activation_checkpointing, --save_steps, --resume_from_checkpoint
@@ -23,10 +25,14 @@ import sys
 from pathlib import Path
 
 from transformers import set_seed
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import get_last_checkpoint
 
 from ..cli import run_cli
 from ..index import load_index
-from .arguments import ArgumentParser, Arguments, parse_arguments
+from ..io.errors import InputError
+from ..modeling import DenseEncoder
+from .arguments import ArgumentParser, Arguments, TrainingArguments, parse_arguments
 from .data import GroupSampler, Passage, TrainExample, read_training_data
 from .distributed import rank
 from .model import InstructionRetrieverModel, load_trainable_encoder
@@ -36,40 +42,85 @@ from .trainer import GroupCollator, QPRTrainer
 def build_trainer(arguments: Arguments) -> QPRTrainer:
     """Load the encoder, data (and index), and assemble the model, collator and trainer."""
     model_args, data_args, qpr_args, train_args = arguments
-    qpr = qpr_args.to_config()
     set_seed(train_args.seed)
     encoder = load_trainable_encoder(model_args)
+    if qpr_args.qpr_preset == "reference":
+        check_reference_encoder(encoder)
+    qpr = qpr_args.to_config(causal=encoder.is_causal)
     examples = read_training_data(data_args.train_data, split=data_args.train_split, limit=data_args.limit)
     if not examples:
-        raise ValueError(f"{data_args.train_data}: no training rows")
+        raise InputError(data_args.train_data, "no training rows")
     index = passage_encoder = None
     if train_args.mode == "query-side":
         index = load_index(train_args.index)
         if index.dimension != encoder.dimension:
-            raise ValueError(
-                f"{train_args.index}: index dimension {index.dimension} differs from the encoder's "
-                f"{encoder.dimension}"
+            raise InputError(
+                train_args.index,
+                f"index dimension {index.dimension} differs from the encoder's {encoder.dimension}",
             )
         missing = next((p for e in examples for p in _passages(e) if not index.contains(p.docid)), None)
         if missing is not None:
-            raise ValueError(f"{train_args.index}: training passage {missing.docid!r} is not in the index")
+            raise InputError(train_args.index, f"training passage {missing.docid!r} is not in the index")
         passage_encoder = index.record["encoder"] if index.record else None
-    model = InstructionRetrieverModel(
-        encoder, qpr=qpr, temperature=train_args.temperature, allow_vacuous=train_args.allow_vacuous
-    )
+    model = InstructionRetrieverModel(encoder, qpr=qpr, temperature=train_args.temperature)
     dataset = GroupSampler(
         examples,
         group_size=data_args.group_size,
-        instruction_negatives=data_args.instruction_negatives,
         seed=train_args.data_seed if train_args.data_seed is not None else train_args.seed,
+        **data_args.sampler_options(),
     )
     return QPRTrainer(
         model=model,
         args=train_args,
         train_dataset=dataset,
-        data_collator=GroupCollator(encoder.text, originals=qpr.enabled, index=index),
+        data_collator=GroupCollator(
+            encoder.text, originals=qpr.enabled, index=index, span_mark=qpr.span_mark
+        ),
         passage_encoder=passage_encoder,
     )
+
+
+def check_reference_encoder(encoder: DenseEncoder) -> None:
+    """The reference scores cosines of EOS-pooled embeddings: refuse an encoder that cannot give them."""
+    config = encoder.config
+    if not config.normalize:
+        raise InputError(
+            "--qpr_preset", "'reference' scores cosines: the encoder must L2-normalise (--normalize true)"
+        )
+    if encoder.is_causal and (config.pooling != "last" or not config.append_eos):
+        raise InputError(
+            "--qpr_preset",
+            f"'reference' pools a causal decoder at its appended EOS token; this encoder pools "
+            f"{config.pooling!r} with append_eos {config.append_eos}: add --pooling last --append_eos true",
+        )
+
+
+def checkpoint_to_resume(args: TrainingArguments) -> str | None:
+    """The checkpoint folder that ``--resume_from_checkpoint`` names (``last``: the newest in OUTPUT_DIR).
+
+    Checked before anything is loaded or written, so that a wrong folder leaves nothing behind.
+    """
+    resume = args.resume_from_checkpoint
+    if resume is None:
+        return None
+    if resume == "last":
+        output = Path(args.output_dir)
+        folder = get_last_checkpoint(str(output)) if output.is_dir() else None
+        if folder is None:
+            raise InputError(
+                str(output), "no checkpoint-* folder to resume from (--resume_from_checkpoint last)"
+            )
+        return folder
+    folder = Path(resume)
+    if not folder.is_dir():
+        raise InputError(resume, "no such checkpoint folder (--resume_from_checkpoint)")
+    if not (folder / TRAINER_STATE_NAME).is_file():
+        raise InputError(
+            resume,
+            f"not a training checkpoint (no {TRAINER_STATE_NAME}); name a checkpoint-* folder written by "
+            "an earlier run (--resume_from_checkpoint)",
+        )
+    return str(folder)
 
 
 def _passages(example: TrainExample) -> tuple[Passage, ...]:
@@ -79,9 +130,9 @@ def _passages(example: TrainExample) -> tuple[Passage, ...]:
 def train(arguments: Arguments) -> Path:
     """Train, save OUTPUT_DIR (and OUTPUT_DIR/merged with --merge_lora); returns OUTPUT_DIR."""
     model_args, _, _, train_args = arguments
+    resume = checkpoint_to_resume(train_args)
     trainer = build_trainer(arguments)
-    resume = train_args.resume_from_checkpoint
-    trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     output = Path(train_args.output_dir)
     if model_args.merge_lora:

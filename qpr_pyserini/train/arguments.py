@@ -2,6 +2,10 @@
 
 Every field is a command-line option (``--name value``) and a key of the optional JSON/YAML config file that
 ``python -m qpr_pyserini.train CONFIG [--name value ...]`` reads first; options given after it override it.
+
+``--qpr_preset reference`` sets every option of the QPR reference (the authors' configuration, see
+docs/method.md) that is not given explicitly: see ``REFERENCE_PRESET``. Regularizer options left unset take
+the defaults of the backbone (``BACKBONE_DEFAULTS``), resolved once the encoder is loaded.
 """
 
 from __future__ import annotations
@@ -17,11 +21,42 @@ import transformers
 from transformers import HfArgumentParser
 
 from ..config import EncoderConfig
+from ..io.errors import InputError
 from ..presets import resolve_encoder
+from .data import NEGATIVES_ORDERS
 from .loss import QPRConfig
 
 MODES = ("full", "query-side")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+COMMAND_LINE = "command line"
+
+# The QPR reference (deu05232/Inst_IR_QPR, DenseModel_Idea3_reduced_KL and Idea3TrainDataset): Promptriever's
+# query text "query:  {q}{?} {i}", raw cosines, the last token of "query:  {q}{?}" as the student, the row's
+# own group, cross-entropy to the stopped teacher, weight 1; every instruction negative first (group_size - 1
+# at most), then hard negatives, both in stored order.
+REFERENCE_PRESET: dict[str, dict[str, Any]] = {
+    "model": {"template": "promptriever", "query_prefix": "query:  "},
+    "data": {"negatives_order": "reference"},
+    "qpr": {
+        "qpr_weight": 1.0,
+        "qpr_temperature": 1.0,
+        "qpr_direction": "cross-entropy",
+        "qpr_stop_gradient": True,
+        "qpr_candidates": "group",
+        "qpr_span_pooling": "last",
+        "qpr_span_mark": True,
+    },
+}
+QPR_PRESETS = ("reference",)
+
+# Regularizer defaults per backbone (see docs/method.md, "Defaults"): causal decoders take the reference's
+# choices; bidirectional encoders keep the settings of the SciFact-stance experiments (the measurements do not
+# separate the two there). A temperature of None means the contrastive --temperature.
+BACKBONE_DEFAULTS: dict[bool, dict[str, Any]] = {
+    True: {"temperature": 1.0, "candidates": "group", "span_pooling": "last", "span_mark": True},
+    False: {"temperature": None, "candidates": "batch", "span_pooling": "mean", "span_mark": False},
+}
+DEFAULT_INSTRUCTION_NEGATIVES = 3
 
 
 @dataclass
@@ -69,7 +104,7 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.merge_lora and not self.lora:
-            raise ValueError("--merge_lora needs --lora (there is no adapter to merge)")
+            raise InputError("--merge_lora", "needs --lora (there is no adapter to merge)")
 
     def encoder_config(self) -> EncoderConfig:
         """The starting EncoderConfig with the overrides applied."""
@@ -100,48 +135,119 @@ class DataArguments:
     group_size: int = field(
         default=16, metadata={"help": "Passages per query: 1 positive + group_size-1 negatives."}
     )
-    instruction_negatives: int = field(
-        default=3, metadata={"help": "At most this many of the negatives are instruction negatives."}
+    instruction_negatives: int | None = field(
+        default=None,
+        metadata={
+            "help": "At most this many of the negatives are instruction negatives (default 3; "
+            "--qpr_preset reference: all, up to group_size - 1)."
+        },
+    )
+    negatives_order: str | None = field(
+        default=None,
+        metadata={
+            "help": "How negatives are picked: random (default), promptriever (the first instruction "
+            "negatives in stored order), reference (instruction then hard negatives, all in stored order)."
+        },
     )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
 
     def __post_init__(self) -> None:
         if self.group_size < 1:
-            raise ValueError(f"group_size must be at least 1, got {self.group_size}")
+            raise InputError("--group_size", f"must be at least 1, got {self.group_size}")
+        if self.negatives_order is not None and self.negatives_order not in NEGATIVES_ORDERS:
+            raise InputError(
+                "--negatives_order",
+                f"must be one of {', '.join(NEGATIVES_ORDERS)}, not {self.negatives_order!r}",
+            )
+
+    def sampler_options(self) -> dict[str, Any]:
+        """GroupSampler's instruction_negatives and order, with the defaults filled in."""
+        return {
+            "instruction_negatives": (
+                DEFAULT_INSTRUCTION_NEGATIVES
+                if self.instruction_negatives is None
+                else self.instruction_negatives
+            ),
+            "order": self.negatives_order or "random",
+        }
 
 
 @dataclass
 class QPRArguments:
-    """The query-preserving regularizer (see qpr_pyserini.train.loss.QPRConfig); weight 0 disables it."""
+    """The query-preserving regularizer (see qpr_pyserini.train.loss.QPRConfig); weight 0 disables it.
+
+    Unset options take the preset's value (``--qpr_preset``), else the backbone's default.
+    """
 
     _argument_group_name = "query-preserving regularizer"
 
-    qpr_weight: float = field(default=0.0, metadata={"help": "lambda: the weight of the KL term (0: off)."})
+    qpr_preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "'reference': every choice of the QPR reference (query text, loss, negatives) that is "
+            "not given explicitly."
+        },
+    )
+    qpr_weight: float | None = field(
+        default=None, metadata={"help": "lambda: the weight of the regularizer (default 0: off)."}
+    )
     qpr_temperature: float | None = field(
-        default=None, metadata={"help": "Temperature of the two distributions (default: --temperature)."}
+        default=None,
+        metadata={
+            "help": "Temperature of the two distributions (default: 1, raw cosines, for causal decoders; "
+            "--temperature for bidirectional encoders)."
+        },
     )
-    qpr_direction: str = field(
-        default="forward", metadata={"help": "KL direction: forward, reverse, symmetric."}
+    qpr_direction: str | None = field(
+        default=None,
+        metadata={"help": "forward (KL, default), reverse, symmetric, or cross-entropy (the reference's)."},
     )
-    qpr_stop_gradient: bool = field(
-        default=True, metadata={"help": "Detach the original query's distribution."}
+    qpr_stop_gradient: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Compute the teacher (original query and its passages) without gradient (default)."
+        },
     )
-    qpr_candidates: str = field(
-        default="batch",
-        metadata={"help": "Candidate passages: 'batch' (all, gathered) or 'group' (own group)."},
+    qpr_candidates: str | None = field(
+        default=None,
+        metadata={
+            "help": "Candidate passages: 'group' (the row's own; default for causal decoders) or 'batch' "
+            "(all, gathered; default for bidirectional encoders)."
+        },
     )
-    qpr_span_pooling: str = field(
-        default="mean", metadata={"help": "Pooling over the query span: mean or last."}
+    qpr_span_pooling: str | None = field(
+        default=None,
+        metadata={"help": "Pooling over the query span: last (causal decoders) or mean (bidirectional)."},
+    )
+    qpr_span_mark: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Count Promptriever's '?' after the query as part of its span (causal decoders: true)."
+        },
     )
 
-    def to_config(self) -> QPRConfig:
+    def __post_init__(self) -> None:
+        if self.qpr_preset is not None and self.qpr_preset not in QPR_PRESETS:
+            raise InputError(
+                "--qpr_preset", f"must be one of {', '.join(QPR_PRESETS)}, not {self.qpr_preset!r}"
+            )
+
+    def to_config(self, causal: bool = False) -> QPRConfig:
+        """The QPRConfig: options given (or set by the preset), else the defaults of the backbone."""
+        defaults = BACKBONE_DEFAULTS[causal]
+
+        def pick(name: str, default: Any) -> Any:
+            value = getattr(self, f"qpr_{name}")
+            return default if value is None else value
+
         return QPRConfig(
-            weight=self.qpr_weight,
-            temperature=self.qpr_temperature,
-            direction=self.qpr_direction,
-            stop_gradient=self.qpr_stop_gradient,
-            candidates=self.qpr_candidates,
-            span_pooling=self.qpr_span_pooling,
+            weight=pick("weight", 0.0),
+            temperature=pick("temperature", defaults["temperature"]),
+            direction=pick("direction", "forward"),
+            stop_gradient=pick("stop_gradient", True),
+            candidates=pick("candidates", defaults["candidates"]),
+            span_pooling=pick("span_pooling", defaults["span_pooling"]),
+            span_mark=pick("span_mark", defaults["span_mark"]),
         )
 
 
@@ -162,23 +268,19 @@ class TrainingArguments(transformers.TrainingArguments):
     index: str | None = field(
         default=None, metadata={"help": "Index folder (required for --mode query-side)."}
     )
-    allow_vacuous: bool = field(
-        default=False,
-        metadata={
-            "help": "Allow QPR with a causal backbone and a query-first template (a no-op regularizer)."
-        },
-    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs all."}
     )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise InputError("--mode", f"must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.mode == "query-side" and not self.index:
-            raise ValueError("mode 'query-side' needs --index (the fixed passage index to train against)")
+            raise InputError(
+                "--mode", "'query-side' needs --index (the fixed passage index to train against)"
+            )
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise InputError("--temperature", f"must be > 0, got {self.temperature}")
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # nothing to pin for
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -194,13 +296,13 @@ Arguments = tuple[ModelArguments, DataArguments, QPRArguments, TrainingArguments
 
 
 class ArgumentParser(HfArgumentParser):
-    """HfArgumentParser over the four argument classes that raises ValueError instead of exiting."""
+    """HfArgumentParser over the four argument classes that raises InputError instead of exiting."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(ARGUMENT_CLASSES, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(message)
+        raise InputError(COMMAND_LINE, message)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -211,31 +313,54 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+            raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from err
     else:
         import yaml
 
         try:
             values = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from err
+            raise InputError(str(path), f"not valid YAML ({' '.join(str(err).split())})") from err
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of argument names to values")
+        raise InputError(str(path), "expected a mapping of argument names to values")
     return values
 
 
 def parse_arguments(argv: list[str], parser: ArgumentParser | None = None) -> Arguments:
-    """Parse ``[CONFIG_FILE] [--name value ...]``: the file supplies defaults, the options override them."""
+    """Parse ``[CONFIG_FILE] [--name value ...]``: the file supplies defaults, the options override them.
+
+    A ``--qpr_preset`` then fills the options left unset.
+    """
     parser = parser or ArgumentParser()
     if argv and not argv[0].startswith("-") and argv[0].endswith(CONFIG_SUFFIXES):
-        values = read_config_file(argv[0])
-        argv = argv[1:]
+        argv_file, argv = argv[0], argv[1:]
+        values = read_config_file(argv_file)
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown argument(s) in the config file: {', '.join(unknown)}")
+            raise InputError(argv_file, f"unknown argument(s): {', '.join(unknown)}")
         parser.set_defaults(**values)
         for action in parser._actions:
             if action.dest in values:
                 action.required = False
-    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    try:
+        arguments = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except InputError:
+        raise
+    except ValueError as err:  # transformers.TrainingArguments checks its own options this way
+        raise InputError(COMMAND_LINE, " ".join(str(err).split())) from err
+    return apply_qpr_preset(arguments)
+
+
+def apply_qpr_preset(arguments: Arguments) -> Arguments:
+    """Fill the options that the chosen ``--qpr_preset`` sets and that were not given explicitly."""
+    model_args, data_args, qpr_args, _ = arguments
+    if qpr_args.qpr_preset != "reference":
+        return arguments
+    for target, values in zip((model_args, data_args, qpr_args), REFERENCE_PRESET.values(), strict=True):
+        for name, value in values.items():
+            if getattr(target, name) is None:
+                setattr(target, name, value)
+    if data_args.instruction_negatives is None:
+        data_args.instruction_negatives = data_args.group_size - 1
+    return arguments

@@ -6,6 +6,8 @@ Row schemas, detected per row:
 - Promptriever (``samaya-ai/msmarco-w-instructions``): the Tevatron fields, with ``query`` holding query +
   instruction, plus ``only_query``, ``only_instruction``, ``has_instruction`` and ``new_negatives`` (the
   instruction negatives). A row with ``only_query`` takes its query from it.
+- The QPR reference's rows (``deu05232/promptriever-ours-v8-vanilla``): the Promptriever fields plus
+  ``d_inst_negatives``, read as instruction negatives placed before ``new_negatives``.
 
 Passages are ``{docid, title, text}``; ``docid`` may be missing (read as "") and ``title`` defaults to "".
 """
@@ -67,7 +69,7 @@ def read_training_data(
     saved ``DatasetDict``. ``limit`` keeps the first rows only. Bad rows raise InputError with file and line.
     """
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise InputError("--limit", f"must be >= 0, got {limit}")
     path = Path(source)
     if path.is_dir():
         rows = _saved_dataset_rows(path, split)
@@ -104,7 +106,10 @@ def _parse_example(record: Mapping[str, Any], where: str, line_no: int) -> Train
         instruction=instruction,
         positives=positives,
         negatives=_passages(record, "negative_passages", query_id, where, line_no),
-        instruction_negatives=_passages(record, "new_negatives", query_id, where, line_no),
+        instruction_negatives=[
+            *_passages(record, "d_inst_negatives", query_id, where, line_no),
+            *_passages(record, "new_negatives", query_id, where, line_no),
+        ],
     )
 
 
@@ -131,16 +136,28 @@ class TrainGroup:
     passages: list[Passage]
 
 
+NEGATIVES_ORDERS = ("random", "promptriever", "reference")
+
+
 class GroupSampler(Dataset):
     """Promptriever / Tevatron training groups, deterministic per ``(seed, epoch, index)``.
 
     Each group is one positive (rotating through the positives from epoch to epoch) and
     ``group_size - 1`` negatives: for rows with an instruction, the first
-    ``min(instruction_negatives, available)`` slots are instruction negatives, the rest hard negatives,
-    each drawn without replacement. When a pool is smaller than its slots, its shuffled passages are
-    repeated in order (cycled), so each repeats at most one more time than any other; Tevatron draws
-    with replacement instead. A row with instruction negatives but no hard negative fills the rest with
-    its instruction negatives. A row with no usable negative at all is an error at construction.
+    ``min(instruction_negatives, available)`` slots are instruction negatives, the rest hard negatives.
+    ``order`` says how they are picked:
+
+    - ``random``: both drawn at random without replacement; when a pool is smaller than its slots, its
+      shuffled passages are repeated in order (cycled), so each repeats at most one more time than any other.
+    - ``promptriever``: the first instruction negatives in stored order (Promptriever's
+      ``--negatives_first_n``), hard negatives drawn as under ``random``.
+    - ``reference``: instruction negatives and then hard negatives, both in stored order; a row with fewer
+      hard negatives than slots fills them by drawing with replacement (the QPR reference's
+      ``Idea3TrainDataset``, which also takes every instruction negative: ``instruction_negatives`` at least
+      ``group_size - 1``).
+
+    A row with instruction negatives but no hard negative fills the rest with its instruction negatives
+    (cycled). A row with no usable negative at all is an error at construction.
     """
 
     def __init__(
@@ -149,23 +166,30 @@ class GroupSampler(Dataset):
         group_size: int = 16,
         instruction_negatives: int = 3,
         seed: int = 42,
+        order: str = "random",
     ) -> None:
         if group_size < 1:
-            raise ValueError(f"group_size must be at least 1, got {group_size}")
+            raise InputError("--group_size", f"must be at least 1, got {group_size}")
         if instruction_negatives < 0:
-            raise ValueError(f"instruction_negatives must be >= 0, got {instruction_negatives}")
+            raise InputError("--instruction_negatives", f"must be >= 0, got {instruction_negatives}")
+        if order not in NEGATIVES_ORDERS:
+            raise InputError(
+                "--negatives_order", f"must be one of {', '.join(NEGATIVES_ORDERS)}, not {order!r}"
+            )
         for example in examples:
             if not example.positives:
-                raise ValueError(f"query {example.query_id!r} has no positive passage")
+                raise InputError("--train_data", f"query {example.query_id!r} has no positive passage")
             if group_size > 1 and not example.negatives and not _instruction_pool(example):
-                raise ValueError(
+                raise InputError(
+                    "--train_data",
                     f"query {example.query_id!r} has no negative passage to fill groups of {group_size}; "
-                    "mine hard negatives first"
+                    "mine hard negatives first",
                 )
         self.examples = examples
         self.group_size = group_size
         self.instruction_negatives = instruction_negatives
         self.seed = seed
+        self.order = order
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -182,8 +206,15 @@ class GroupSampler(Dataset):
         slots = self.group_size - 1
         instruction_pool = _instruction_pool(example)
         taken = min(self.instruction_negatives, len(instruction_pool), slots)
-        negatives = rng.sample(instruction_pool, taken)
-        negatives += _draw(example.negatives or instruction_pool, slots - taken, rng)
+        if self.order == "random":
+            negatives = rng.sample(instruction_pool, taken)
+        else:
+            negatives = instruction_pool[:taken]
+        hard = example.negatives or instruction_pool
+        if self.order == "reference":
+            negatives += _stored(hard, slots - taken, rng)
+        else:
+            negatives += _draw(hard, slots - taken, rng)
         return TrainGroup(example, [positive, *negatives])
 
 
@@ -203,6 +234,11 @@ def _draw(pool: list[Passage], k: int, rng: random.Random) -> list[Passage]:
         return rng.sample(pool, k)
     shuffled = rng.sample(pool, len(pool))
     return [shuffled[j % len(shuffled)] for j in range(k)]
+
+
+def _stored(pool: list[Passage], k: int, rng: random.Random) -> list[Passage]:
+    """The first ``k`` passages in stored order, or ``k`` drawn with replacement when there are fewer."""
+    return pool[:k] if k <= len(pool) else rng.choices(pool, k=k)
 
 
 def _text(value: Any, key: str, query_id: str, where: str, line_no: int) -> str:

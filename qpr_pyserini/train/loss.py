@@ -3,18 +3,21 @@
 What is implemented, for a batch of B query rows and N candidate passages (all tensors already gathered across
 devices when training distributed, see ``qpr_pyserini.train.distributed``):
 
-    L = CE(e_aug, d+) + weight * KL(p_orig || p_qc)
+    L = CE(e_aug, d+) + weight * D(p_orig, p_qc)
 
 - ``CE(e_aug, d+)`` is :func:`info_nce` over *all* rows of the instruction-augmented embeddings. For a row
   without an instruction the augmented query *is* the original query, so this single term already covers
   method.md's "+ CE(e_orig, d+) for rows without instruction".
-- ``p_orig = softmax(e_orig . D / tau_qpr)`` and ``p_qc = softmax(e_qc . D / tau_qpr)`` over the candidate set
-  D: the whole passages matrix (``candidates="batch"``) or the row's own Tevatron group of ``group_size``
-  passages (``candidates="group"``). ``tau_qpr`` defaults to the contrastive temperature.
-- The KL is averaged over the rows *with* an instruction only (``has_instruction``); rows without one have
-  ``e_qc == e_orig`` and would only dilute the mean. Direction "forward" is KL(p_orig || p_qc), "reverse"
-  KL(p_qc || p_orig), "symmetric" their mean; ``stop_gradient`` detaches the original side.
-- ``LossOutput.regularizer`` is the *unweighted* KL (for logging);
+- ``p_orig = softmax(e_orig . D / tau_qpr)`` (the teacher) and ``p_qc = softmax(e_qc . D / tau_qpr)`` (the
+  student) over the candidate set D: the whole passages matrix (``candidates="batch"``) or the row's own
+  Tevatron group of ``group_size`` passages (``candidates="group"``). ``tau_qpr`` defaults to the contrastive
+  temperature; 1 scores raw cosines (the reference's choice).
+- ``D`` is averaged over the rows *with* an instruction only (``has_instruction``); rows without one would
+  only dilute the mean. "forward" is KL(p_orig || p_qc), "reverse" KL(p_qc || p_orig), "symmetric" their
+  mean, "cross-entropy" -sum p_orig log p_qc (the reference's form: forward KL plus the teacher's entropy,
+  the same gradient when the teacher is stopped). ``stop_gradient`` computes the whole teacher (the original
+  query *and* the passages it is scored against) without gradient.
+- ``LossOutput.regularizer`` is the *unweighted* term (for logging);
   ``loss = contrastive + weight * regularizer``.
 
 Embeddings are used as given: L2-normalise them in the encoder if the model calls for it.
@@ -28,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DIRECTIONS = ("forward", "reverse", "symmetric")
+from ..io.errors import InputError
+
+DIRECTIONS = ("forward", "reverse", "symmetric", "cross-entropy")
 CANDIDATES = ("batch", "group")
 SPAN_POOLINGS = ("mean", "last")
 
@@ -66,21 +71,24 @@ def qpr_regularizer(
     group_size: int | None = None,
     mask: Tensor | None = None,
 ) -> Tensor:
-    """KL between the original query's and the query component's relevance distributions over the candidates.
+    """A divergence between the original query's (teacher) and the query component's (student) relevance
+    distributions over the candidates (see the module docstring for ``direction``).
 
-    ``mask`` (bool [B]) keeps only the selected rows; with none selected the result is a zero that keeps the
-    autograd graph of ``component``.
+    ``stop_gradient`` scores the teacher under ``torch.no_grad``: no gradient reaches ``original`` nor,
+    through the teacher, ``passages``. ``mask`` (bool [B]) keeps only the selected rows; with none selected
+    the result is a zero that keeps the autograd graph of ``component``.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if stop_gradient:
-        original = original.detach()
-    log_p_orig = F.log_softmax(_candidate_logits(original, passages, temperature, group_size), dim=-1)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_gradient):
+        log_p_orig = F.log_softmax(_candidate_logits(original, passages, temperature, group_size), dim=-1)
     log_p_qc = F.log_softmax(_candidate_logits(component, passages, temperature, group_size), dim=-1)
     if mask is not None:
         if not bool(mask.any()):
             return component.sum() * 0
         log_p_orig, log_p_qc = log_p_orig[mask], log_p_qc[mask]
+    if direction == "cross-entropy":
+        return -(log_p_orig.exp() * log_p_qc).sum(-1).mean()
     # kl_div(input=log q, target=log p) = KL(p || q), averaged over rows.
     forward = F.kl_div(log_p_qc, log_p_orig, log_target=True, reduction="batchmean")
     if direction == "forward":
@@ -93,7 +101,12 @@ def qpr_regularizer(
 
 @dataclass
 class QPRConfig:
-    """Options of the query-preserving regularizer; ``weight`` 0 disables it."""
+    """Options of the query-preserving regularizer; ``weight`` 0 disables it.
+
+    ``span_pooling`` pools the query component over the query's tokens inside the augmented input;
+    ``span_mark`` counts Promptriever's ``{?}`` mark as part of the query (the reference's student is the last
+    token of ``"query:  {q}{?}"``). Each field is the command-line option ``--qpr_<field>``.
+    """
 
     weight: float = 0.0
     temperature: float | None = None
@@ -101,6 +114,7 @@ class QPRConfig:
     stop_gradient: bool = True
     candidates: str = "batch"
     span_pooling: str = "mean"
+    span_mark: bool = False
 
     def __post_init__(self) -> None:
         for name, value, choices in (
@@ -109,11 +123,11 @@ class QPRConfig:
             ("span_pooling", self.span_pooling, SPAN_POOLINGS),
         ):
             if value not in choices:
-                raise ValueError(f"QPR {name} must be one of {choices}, got {value!r}")
+                raise InputError(f"--qpr_{name}", f"must be one of {', '.join(choices)}, got {value!r}")
         if self.weight < 0:
-            raise ValueError(f"QPR weight must be >= 0, got {self.weight}")
+            raise InputError("--qpr_weight", f"must be >= 0, got {self.weight}")
         if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"QPR temperature must be > 0 or None, got {self.temperature}")
+            raise InputError("--qpr_temperature", f"must be > 0, got {self.temperature}")
 
     @property
     def enabled(self) -> bool:

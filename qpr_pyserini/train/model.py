@@ -2,59 +2,39 @@
 
 One forward pass over the instruction-augmented queries gives both ``e_aug`` (the encoder's pooling) and the
 query component ``e_qc`` (pooling over the query's own tokens, from the same hidden states); the original
-queries are encoded separately, only when the regularizer is on. Passages are encoded by the same encoder
-(full mode) or come as fixed vectors from an index (query-side mode). Everything is gathered across ranks
-before the loss, so each rank computes the global loss with every rank's passages as negatives.
+queries (the teacher) are encoded separately, only when the regularizer is on, and under ``torch.no_grad``
+when its gradient is stopped. Passages are encoded by the same encoder (full mode) or come as fixed vectors
+from an index (query-side mode). Everything is gathered across ranks before the loss, so each rank computes
+the global loss with every rank's passages as negatives.
+
+In a causal decoder with the query before the instruction (Promptriever's template, the reference's case),
+the query's tokens never see the instruction, so ``e_qc`` equals the plain query's hidden state at the same
+position; the teacher ``e_orig`` is pooled elsewhere (at EOS), so the two distributions differ and the
+regularizer trains the query tokens' own states to carry the query's relevance.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
+from ..io.errors import InputError
 from ..modeling import Batch, DenseEncoder, pool
 from .arguments import ModelArguments
 from .distributed import gather_with_grad, global_targets
 from .loss import LossOutput, QPRConfig, contrastive_qpr_loss
 
-log = logging.getLogger(__name__)
-
 DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ENCODER_LORA_TARGETS = ("query", "key", "value", "dense")
-
-
-def check_vacuous(encoder: DenseEncoder, qpr: QPRConfig, allow: bool) -> None:
-    """Refuse (or loudly warn about) a regularizer that cannot have any effect.
-
-    In a causal decoder a query placed before the instruction never attends to it, so pooling its span
-    gives the query's encoding alone: p_qc equals p_orig and the KL term is zero by construction.
-    """
-    if not (qpr.enabled and encoder.is_causal and encoder.template.query_first):
-        return
-    message = (
-        f"the query-preserving regularizer is vacuous here: {encoder.config.model} is a causal decoder and "
-        f"the template {encoder.template.pattern!r} puts the query before the instruction, so the query's "
-        "hidden states never see the instruction and its span embedding equals the plain query's"
-    )
-    if not allow:
-        raise ValueError(
-            f"{message}. Use an instruction-first template (e.g. --template instruction-first), a "
-            "bidirectional encoder, --qpr_weight 0, or --allow_vacuous to train anyway"
-        )
-    log.warning("!" * 20 + " %s; training anyway (--allow_vacuous) " + "!" * 20, message)
 
 
 class InstructionRetrieverModel(torch.nn.Module):
     """Owns the encoder and the loss: ``forward`` returns the (global) LossOutput of one local batch."""
 
-    def __init__(
-        self, encoder: DenseEncoder, *, qpr: QPRConfig, temperature: float, allow_vacuous: bool = False
-    ) -> None:
+    def __init__(self, encoder: DenseEncoder, *, qpr: QPRConfig, temperature: float) -> None:
         super().__init__()
-        check_vacuous(encoder, qpr, allow_vacuous)
         self.encoder = encoder
         self.qpr = qpr
         self.temperature = temperature
@@ -68,6 +48,11 @@ class InstructionRetrieverModel(torch.nn.Module):
         if queries.span_mask is None:
             raise ValueError("the regularizer needs the query span masks (tokenize with spans)")
         return aug, self.encoder.finish(pool(hidden, queries.span_mask, self.qpr.span_pooling))
+
+    def encode_originals(self, originals: Batch) -> Tensor:
+        """e_orig, the teacher: the plain queries' embeddings (no autograd when its gradient is stopped)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.qpr.stop_gradient):
+            return self.encoder(originals)
 
     def forward(
         self,
@@ -102,7 +87,7 @@ class InstructionRetrieverModel(torch.nn.Module):
         if component is not None:
             if original is None:
                 raise ValueError("the regularizer needs the 'original' queries (without instruction)")
-            original_emb = gather_with_grad(self.encoder(Batch(**original)))
+            original_emb = gather_with_grad(self.encode_originals(Batch(**original)))
             # A query truncated away entirely (long instruction first) has no span to pool.
             regularized = regularized & queries.span_mask.bool().any(1)
             component = gather_with_grad(component)
@@ -141,9 +126,9 @@ def lora_targets(backbone: torch.nn.Module) -> list[str]:
         found = [name for name in candidates if name in linear]
         if found:
             return found
-    raise ValueError(
-        f"cannot guess LoRA target modules for model type {backbone.config.model_type!r}; "
-        "set --lora_target_modules"
+    raise InputError(
+        "--lora_target_modules",
+        f"cannot guess the LoRA target modules for model type {backbone.config.model_type!r}; name them",
     )
 
 
@@ -151,17 +136,20 @@ def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
     """The starting encoder in train mode, with a fresh (or the configured, continued) LoRA adapter if asked.
 
     A starting encoder that carries an unmerged adapter continues training that adapter under ``--lora``,
-    and is merged into its backbone for full fine-tuning otherwise.
+    and is merged into its backbone for full fine-tuning otherwise. A backbone read from a GGUF file is
+    already dequantized by transformers; it is marked as a plain model so that it saves as one.
     """
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
     config = args.encoder_config()
     if args.lora and config.lora and config.merge_lora:
-        raise ValueError(
+        raise InputError(
+            "--lora",
             f"{args.encoder} merges its LoRA adapter on load: a new adapter on top could not be saved as one "
-            "adapter over the base model; train it fully (no --lora) or load it with merge_lora false"
+            "adapter over the base model; train it fully (no --lora) or load it with merge_lora false",
         )
     encoder = DenseEncoder.load(config, device="cpu").train()
+    _drop_gguf_marker(encoder.backbone)
     backbone = encoder.backbone
     if isinstance(backbone, PeftModel):
         if args.lora:
@@ -179,3 +167,14 @@ def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
         )
         encoder.backbone = get_peft_model(backbone, config)
     return encoder
+
+
+def _drop_gguf_marker(backbone: torch.nn.Module) -> None:
+    """Make a GGUF-loaded model (dequantized on load) a plain model that ``save_pretrained`` writes.
+
+    transformers keeps its GGUF "quantizer" on the model and refuses to save it ("quantized with gguf and is
+    not serializable"), although the weights are ordinary float tensors after loading.
+    """
+    quantizer = getattr(backbone, "hf_quantizer", None)
+    if quantizer is not None and quantizer.quantization_config.quant_method == "gguf":
+        quantizer.remove_quantization_config(backbone)

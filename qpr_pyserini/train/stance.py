@@ -59,8 +59,8 @@ def build_stance_training_rows(
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
-        raise ValueError(
-            f"variants must be a non-empty subset of {', '.join(VARIANTS)}, got {list(variants)}"
+        raise InputError(
+            "--variants", f"must be a non-empty subset of {', '.join(VARIANTS)}, got {list(variants)}"
         )
     stance_dir = Path(stance_dir)
     topics = read_topics(stance_dir / "queries.jsonl")

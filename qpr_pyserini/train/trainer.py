@@ -44,13 +44,15 @@ class GroupCollator:
     """Also tokenise the queries without instruction (needed by the regularizer)."""
     index: DenseIndex | None = None
     """Query-side mode: take passage vectors from this index instead of tokenising passages."""
+    span_mark: bool = False
+    """Count Promptriever's ``{?}`` mark as part of the query's span (QPRConfig.span_mark)."""
 
     def __call__(self, groups: Sequence[TrainGroup]) -> dict[str, Any]:
         text, config = self.text, self.text.config
         queries = [g.example.query for g in groups]
         instructions = [g.example.instruction for g in groups]
         formatted = text.format_queries(queries, instructions)
-        spans = [(f.query_start, f.query_end) for f in formatted]
+        spans = [(f.query_start, f.marked_end if self.span_mark else f.query_end) for f in formatted]
         batch: dict[str, Any] = {
             "query": _tensors(text.tokenize([f.text for f in formatted], config.query_max_length, spans)),
             "has_instruction": torch.tensor([bool(i and i.strip()) for i in instructions]),
