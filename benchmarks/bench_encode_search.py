@@ -54,7 +54,7 @@ from qpr_pyserini.io.runs import read_run, write_run
 from qpr_pyserini.io.topics import Topic
 from qpr_pyserini.modeling import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.search import search
+from qpr_pyserini.search import search_topics
 
 from pyserini.encode import AutoDocumentEncoder, AutoQueryEncoder, JsonlCollectionIterator  # isort: skip
 from pyserini.encode.optional import FaissRepresentationWriter  # isort: skip
@@ -219,7 +219,7 @@ def bench_encoding(
 def search_ours(
     model: DenseEncoder, index: DenseIndex, topics: list[Topic], run: Path, batch_size: int
 ) -> Path:
-    search(index, topics, run, hits=HITS, batch_size=batch_size, progress=False, model=model, threads=1)
+    search_topics(index, topics, run, hits=HITS, batch_size=batch_size, progress=False, model=model, threads=1)
     return run
 
 
@@ -252,7 +252,7 @@ def bench_search(
     single_searcher = FaissSearcher(str(index_dir), auto_encoder)
     tools: Tools = {
         "qpr_pyserini": (
-            f"qpr_pyserini.search.search(index, topics, run, batch_size={batch}, model=...)",
+            f"qpr_pyserini.search.search_topics(index, topics, run, batch_size={batch}, model=...)",
             lambda q: search_ours(model, index, q, fresh_dir(work) / "run.trec", batch),
         ),
         "pyserini batch": (

@@ -1,7 +1,12 @@
-"""What every command-line tool shares: bad input becomes one ``error: ...`` line and exit status 2."""
+"""What every command-line tool shares: one error path (bad input becomes one ``error: ...`` line and exit
+status 2) and the option groups defined once for every tool that takes them (as Pyserini's
+``define_dsearch_args`` is reused). Options are spelled with dashes everywhere (``--batch-size``,
+``--train-data``); ``python -m qpr_pyserini.train`` accepts the same dashed spellings.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -30,3 +35,28 @@ def run_cli(action: Callable[[], str | None]) -> int:
     if message:
         print(message)
     return 0
+
+
+def add_encoder_options(
+    parser: argparse.ArgumentParser, *, encoder_help: str, batch_help: str, batch_size: int = 32
+) -> None:
+    """``--encoder``, ``--batch-size``, ``--device``: which encoder runs, how many texts a pass, where."""
+    group = parser.add_argument_group("encoder")
+    group.add_argument("--encoder", help=encoder_help)
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help=f"{batch_help} per forward pass (default {batch_size})",
+    )
+    group.add_argument(
+        "--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or auto (default cpu)"
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser, *, overwrite: str | None = None) -> None:
+    """``--quiet`` (no progress bar) and, where the output is a folder, ``--overwrite``."""
+    group = parser.add_argument_group("output")
+    if overwrite is not None:
+        group.add_argument("--overwrite", action="store_true", help=overwrite)
+    group.add_argument("--quiet", action="store_true", help="no progress bar")

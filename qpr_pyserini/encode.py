@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .cli import run_cli
+from .cli import add_encoder_options, add_output_options, run_cli
 from .config import EncoderConfig
 from .index import IndexWriter
 from .io.corpus import Document, count_documents, iter_corpus_shard, shard_rows
@@ -117,13 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
         "or irds:<ir_datasets id>",
     )
     parser.add_argument("--index", required=True, help="output index folder (written atomically)")
-    parser.add_argument(
-        "--encoder",
-        default=DEFAULT_ENCODER,
-        help="preset name, preset JSON, encoder or model "
-        f"folder (default: {DEFAULT_ENCODER}; presets: {', '.join(available_presets())})",
-    )
-    parser.add_argument("--batch-size", type=int, default=32, help="passages per forward pass (default 32)")
     parser.add_argument("--max-length", type=int, help="passage max tokens (default: the encoder's)")
     parser.add_argument(
         "--shard-id", type=int, default=0, help="which shard of the corpus to encode (0-based)"
@@ -134,9 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="number of shards; merge them with 'python -m qpr_pyserini.index merge'",
     )
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default cpu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_encoder_options(
+        parser,
+        encoder_help=f"preset name, preset JSON, encoder or model folder (default: {DEFAULT_ENCODER}; "
+        f"presets: {', '.join(available_presets())})",
+        batch_help="passages",
+    )
+    add_output_options(parser, overwrite="replace an existing index folder")
     return parser
 
 
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         out = encode_corpus(
             args.corpus,
             args.index,
-            args.encoder,
+            args.encoder or DEFAULT_ENCODER,
             batch_size=args.batch_size,
             max_length=args.max_length,
             shard_id=args.shard_id,

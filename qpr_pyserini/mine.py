@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .cli import run_cli
+from .cli import add_encoder_options, run_cli
 from .index import load_index
 from .io.corpus import iter_corpus
 from .io.errors import InputError
@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", required=True, help="training JSONL to write, with mined negative_passages"
     )
-    parser.add_argument("--encoder", help="query encoder (default: the index's recorded encoder)")
     parser.add_argument("--depth", type=int, default=100, help="hits searched per query (default 100)")
     parser.add_argument("--skip", type=int, default=0, help="top hits to skip as likely false negatives")
     parser.add_argument("--keep", type=int, default=30, help="negatives kept per row (default 30)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
+    add_encoder_options(
+        parser,
+        encoder_help="query encoder (default: the index's recorded encoder)",
+        batch_help="queries",
+        batch_size=64,
+    )
     args = parser.parse_args(argv)
 
     def action() -> str:

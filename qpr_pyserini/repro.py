@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli import run_cli
+from .cli import add_encoder_options, run_cli
 from .index import load_index
 from .io.errors import InputError
 from .io.qrels import read_qrels
@@ -23,7 +23,7 @@ from .io.topics import read_topics
 from .metrics import evaluate, pmrr
 from .modeling import DenseEncoder
 from .presets import DEFAULT_ENCODER, resolve_encoder
-from .search import search
+from .search import search_topics
 
 # run name -> (topic field holding the instruction, qrels judging it; None: the run only feeds p-MRR, since
 # under the changed instruction no document of the collection is relevant)
@@ -77,7 +77,7 @@ def run(
     qrels = read_qrels(scifact / "qrels" / "test.tsv")
     topics = [t for t in read_topics(scifact / "queries.jsonl") if t.qid in qrels]
     run_path = runs / "scifact-test.trec"
-    search(index, topics, run_path, hits=hits, batch_size=batch_size, model=model, progress=False)
+    search_topics(index, topics, run_path, hits=hits, batch_size=batch_size, model=model, progress=False)
     scores["scifact-test"] = evaluate(qrels, read_run(run_path), ["nDCG@10", "R@100", "RR@10"])
 
     index = _index_for(stance / "corpus.jsonl", out, batch_size, device, model)
@@ -85,7 +85,7 @@ def run(
     stance_runs = {}
     for name, (field, qrels_file) in STANCE_SETTINGS.items():
         path = runs / f"scifact-stance-{name}.trec"
-        search(
+        search_topics(
             index,
             topics,
             path,
@@ -133,16 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("out/repro"), help="output folder (default out/repro)"
     )
-    parser.add_argument(
-        "--encoder", default=DEFAULT_ENCODER, help=f"encoder preset or folder (default {DEFAULT_ENCODER})"
+    parser.add_argument("--hits", type=int, default=1000, help="results per query (default 1000)")
+    add_encoder_options(
+        parser,
+        encoder_help=f"encoder preset or folder (default {DEFAULT_ENCODER})",
+        batch_help="texts",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hits", type=int, default=1000)
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
     def action() -> str:
-        scores = run(args.data, args.out, args.encoder, args.batch_size, args.hits, args.device)
+        scores = run(
+            args.data, args.out, args.encoder or DEFAULT_ENCODER, args.batch_size, args.hits, args.device
+        )
         return f"{format_table(scores)}\nscores and runs under {args.out}"
 
     return run_cli(action)

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cli import run_cli
+from .cli import add_encoder_options, add_output_options, run_cli
 from .config import EncoderConfig
 from .index import DenseIndex, load_index
 from .io.candidates import read_candidates
@@ -218,7 +218,6 @@ def search_topics(
     return write_run(output, results(), tag=tag)
 
 
-search = search_topics  # the same function, under the name it had before it was exported as search_topics
 
 
 def _to_gpu(index: faiss.Index, device: str) -> faiss.Index:
@@ -244,9 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--instruction-field), TSV qid<TAB>query, Pyserini JSONL, or irds:<id>",
     )
     parser.add_argument("--output", required=True, help="TREC run file to write (atomically)")
-    parser.add_argument(
-        "--encoder", help="query encoder: preset, folder, or model (default: the index's record)"
-    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--instruction", help="one instruction for every query")
     group.add_argument(
@@ -258,11 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         "concat, or a format string with {query} and {instruction} (default: the encoder's)",
     )
     parser.add_argument("--hits", type=int, default=1000, help="results per query (default 1000)")
-    parser.add_argument("--batch-size", type=int, default=32, help="queries per forward pass (default 32)")
     parser.add_argument(
         "--candidates", help="rerank mode: FollowIR top_ranked JSONL, qid<TAB>docid TSV or a TREC run"
     )
-    parser.add_argument("--device", default="cpu", help="torch device for the query encoder (default cpu)")
     parser.add_argument("--faiss-device", default="cpu", help="cpu, or cuda[:N] with faiss-gpu")
     parser.add_argument(
         "--threads", type=int, help="faiss search threads (default: faiss's own setting, OMP_NUM_THREADS)"
@@ -271,7 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="search even if the encoder differs from the index's"
     )
     parser.add_argument("--tag", default="qpr", help="run tag (last column)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_encoder_options(
+        parser,
+        encoder_help="query encoder: preset, folder, or model (default: the index's record)",
+        batch_help="queries",
+    )
+    add_output_options(parser)
     return parser
 
 

@@ -32,7 +32,7 @@ from qpr_pyserini.io.topics import read_topics
 from qpr_pyserini.metrics import evaluate, pmrr
 from qpr_pyserini.modeling import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.search import search
+from qpr_pyserini.search import search_topics
 from qpr_pyserini.train.data import write_training_data
 from qpr_pyserini.train.stance import build_stance_training_rows
 
@@ -55,7 +55,7 @@ def build_rows(data: Path, index: DenseIndex, work: Path, depth: int) -> dict[st
     stance = data / "scifact-stance" / "train"
     mined = work / "mined-train.trec"
     if not mined.is_file():
-        search(index, stance / "queries.jsonl", mined, hits=depth, progress=False)
+        search_topics(index, stance / "queries.jsonl", mined, hits=depth, progress=False)
     negatives = {qid: sorted(hits, key=hits.get, reverse=True) for qid, hits in read_run(mined).items()}
     paths = {}
     for variants in set(ARMS.values()):
@@ -77,41 +77,41 @@ def train(arm: str, seed: int, rows: Path, out: Path, args: argparse.Namespace, 
         "qpr_pyserini.train",
         "--encoder",
         "minilm",
-        "--train_data",
+        "--train-data",
         str(rows),
-        "--output_dir",
+        "--output-dir",
         str(out),
         "--mode",
         args.mode,
         "--seed",
         str(seed),
-        "--data_seed",
+        "--data-seed",
         str(seed),
-        "--group_size",
+        "--group-size",
         str(args.group_size),
-        "--per_device_train_batch_size",
+        "--per-device-train-batch-size",
         str(args.batch_size),
-        "--learning_rate",
+        "--learning-rate",
         str(args.lr),
-        "--num_train_epochs",
+        "--num-train-epochs",
         str(args.epochs),
-        "--warmup_steps",
+        "--warmup-steps",
         "0.1",
         "--temperature",
         str(args.temperature),
-        "--qpr_weight",
+        "--qpr-weight",
         str(args.qpr_weight if arm == "qpr" else 0.0),
-        "--save_strategy",
+        "--save-strategy",
         "no",
-        "--logging_steps",
+        "--logging-steps",
         "10",
-        "--report_to",
+        "--report-to",
         "none",
     ]
     if args.mode == "query-side":
         command += ["--index", str(index)]
     else:
-        command += ["--passage_max_length", str(args.passage_max_length)]
+        command += ["--passage-max-length", str(args.passage_max_length)]
     subprocess.run(command, check=True, cwd=ROOT)
     return out
 
@@ -127,7 +127,7 @@ def score(data: Path, encoder: DenseEncoder, index: DenseIndex, runs: Path) -> d
         ("changed", "instruction_changed"),
         ("matching", "instruction_matching"),
     ]:
-        search(
+        search_topics(
             index,
             topics,
             runs / f"stance-{name}.trec",
@@ -139,7 +139,7 @@ def score(data: Path, encoder: DenseEncoder, index: DenseIndex, runs: Path) -> d
     og, matching = read_qrels(stance / "qrels_og.tsv"), read_qrels(stance / "qrels_matching.tsv")
     scifact_qrels = read_qrels(data / "scifact" / "qrels" / "test.tsv")
     scifact_topics = [t for t in read_topics(data / "scifact" / "queries.jsonl") if t.qid in scifact_qrels]
-    search(index, scifact_topics, runs / "scifact-test.trec", model=encoder, progress=False)
+    search_topics(index, scifact_topics, runs / "scifact-test.trec", model=encoder, progress=False)
     return {
         "p-MRR": pmrr(og, read_qrels(stance / "qrels_changed.tsv"), run["og"], run["changed"]).score,
         "nDCG@10 og": evaluate(og, run["og"], ["nDCG@10"])["nDCG@10"],

@@ -215,7 +215,7 @@ def test_search_uses_the_recorded_encoder_and_instructions(
 def test_search_matches_brute_force(built: Path, tiny_topics: Path, tmp_path: Path) -> None:
     index = load_index(built)
     model = DenseEncoder.load(index.encoder)
-    search.search(built, tiny_topics, tmp_path / "r.trec", hits=11, progress=False, model=model)
+    search.search_topics(built, tiny_topics, tmp_path / "r.trec", hits=11, progress=False, model=model)
     run = read_run(tmp_path / "r.trec")
     scores = model.embed_queries(["apple fruit"]) @ index.vectors().T
     expected = [index.docids[i] for i in np.argsort(-scores[0], kind="stable")]
@@ -226,12 +226,12 @@ def test_rerank_scores_only_the_candidates(built: Path, tiny_topics: Path, tmp_p
     candidates = write_jsonl(
         tmp_path / "top_ranked.jsonl", [{"qid": "q1", "pid": ["d3", "d0", "d7"]}, {"qid": "q2", "pid": "d1"}]
     )
-    search.search(built, tiny_topics, tmp_path / "r.trec", candidates=candidates, progress=False)
+    search.search_topics(built, tiny_topics, tmp_path / "r.trec", candidates=candidates, progress=False)
     run = read_run(tmp_path / "r.trec")
     assert set(run["q1"]) == {"d3", "d0", "d7"} and set(run["q2"]) == {"d1"} and "q3" not in run
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"qid": "q1", "pid": "nope"}])
     with pytest.raises(InputError, match="nope"):
-        search.search(built, tiny_topics, tmp_path / "r2.trec", candidates=bad, progress=False)
+        search.search_topics(built, tiny_topics, tmp_path / "r2.trec", candidates=bad, progress=False)
     assert not (tmp_path / "r2.trec").exists()
 
 
@@ -243,10 +243,10 @@ def test_search_refuses_a_mismatched_encoder(
     other = tmp_path / "other.json"
     other.write_text(json.dumps(replace(tiny_encoder, pooling="cls").to_dict()))
     with pytest.raises(InputError, match="different encoder"):
-        search.search(built, tiny_topics, tmp_path / "r.trec", encoder=str(other), progress=False)
+        search.search_topics(built, tiny_topics, tmp_path / "r.trec", encoder=str(other), progress=False)
     assert not (tmp_path / "r.trec").exists()
     # query-side settings (the template) may differ
-    search.search(built, tiny_topics, tmp_path / "r.trec", template="instruction-first", progress=False)
+    search.search_topics(built, tiny_topics, tmp_path / "r.trec", template="instruction-first", progress=False)
 
 
 def test_search_cli_errors_are_one_line(

@@ -18,7 +18,7 @@ from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.encode import encode_corpus
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.search import search
+from qpr_pyserini.search import search_topics
 
 pytestmark = pytest.mark.java
 
@@ -44,7 +44,7 @@ def test_pyserini_faiss_searcher_reads_our_index(
     from qpr_pyserini.encoders import InstructionQueryEncoder
 
     index = encode_corpus(tiny_corpus, tmp_path / "idx", tiny_encoder, batch_size=4, progress=False)
-    search(index, tiny_topics, tmp_path / "ours.trec", instruction_field="inst", hits=5, progress=False)
+    search_topics(index, tiny_topics, tmp_path / "ours.trec", instruction_field="inst", hits=5, progress=False)
     ours = read_run(tmp_path / "ours.trec")
 
     encoder = InstructionQueryEncoder(str(index))  # the encoder recorded with the index
@@ -107,9 +107,9 @@ def test_we_search_an_index_written_by_pyserini_encode(
 
     spec = tmp_path / "tiny.json"
     spec.write_text(json.dumps(tiny_encoder.to_dict()))
-    search(pyserini_index, tiny_topics, tmp_path / "theirs.trec", encoder=str(spec), hits=6, progress=False)
+    search_topics(pyserini_index, tiny_topics, tmp_path / "theirs.trec", encoder=str(spec), hits=6, progress=False)
     ours_index = encode_corpus(corpus, tmp_path / "ours-idx", EncoderConfig.from_file(spec), progress=False)
-    search(ours_index, tiny_topics, tmp_path / "ours.trec", hits=6, progress=False)
+    search_topics(ours_index, tiny_topics, tmp_path / "ours.trec", hits=6, progress=False)
     theirs, ours = read_run(tmp_path / "theirs.trec"), read_run(tmp_path / "ours.trec")
     assert ranking(theirs) == ranking(ours)
     for qid in ours:
@@ -124,4 +124,4 @@ def test_search_without_encoder_on_a_foreign_index_asks_for_one(
     index = encode_corpus(tiny_corpus, tmp_path / "idx", tiny_encoder, progress=False)
     (index / "qpr_index.json").unlink()
     with pytest.raises(InputError, match="pass --encoder"):
-        search(index, tiny_topics, tmp_path / "r.trec", progress=False)
+        search_topics(index, tiny_topics, tmp_path / "r.trec", progress=False)

@@ -258,7 +258,7 @@ def test_regularizer_defaults_follow_the_backbone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"normalize": False}, "L2-normalise"), ({"pooling": "mean"}, "--pooling last --append_eos true")],
+    [({"normalize": False}, "L2-normalise"), ({"pooling": "mean"}, "--pooling last --append-eos true")],
 )
 def test_reference_preset_refuses_an_encoder_without_eos_cosines(
     tmp_path: Path, data: Path, settings: dict, message: str

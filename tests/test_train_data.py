@@ -267,7 +267,7 @@ def test_reference_order_draws_with_replacement_when_a_row_has_too_few() -> None
 
 
 def test_bad_negatives_order_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="--negatives_order"):
+    with pytest.raises(InputError, match="--negatives-order"):
         GroupSampler([example(1, 3)], order="sorted")
 
 

@@ -1,16 +1,16 @@
 """Train an instruction-aware dense retriever with the query-preserving regularizer.
 
-Multi-process: torchrun --nproc_per_node N -m qpr_pyserini.train CONFIG.yaml (DDP; gloo on CPU).
+Multi-process: torchrun --nproc-per-node N -m qpr_pyserini.train CONFIG.yaml (DDP; gloo on CPU).
 
 A config file supplies any of the options below as keys; options on the command line override it.
-Key options: --encoder (preset, encoder folder or model folder to start from), --train_data (Tevatron or
-Promptriever JSONL, a save_to_disk folder or a hub id), --output_dir, --group_size, --temperature, --lora,
---qpr_weight (lambda; 0 trains plain InfoNCE, as Promptriever), --qpr_preset reference (the authors'
+Key options: --encoder (preset, encoder folder or model folder to start from), --train-data (Tevatron or
+Promptriever JSONL, a save_to_disk folder or a hub id), --output-dir, --group-size, --temperature, --lora,
+--qpr-weight (lambda; 0 trains plain InfoNCE, as Promptriever), --qpr-preset reference (the authors'
 configuration: Promptriever's query text, raw cosines, own group, last query token, cross-entropy, weight 1,
 negatives in stored order), --template (e.g. instruction-first),
 --mode query-side --index INDEX (train the query encoder against an index's fixed passage vectors), and any
-Hugging Face TrainingArguments (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --bf16,
---gradient_accumulation_steps, --activation_checkpointing, --save_steps, --resume_from_checkpoint
+Hugging Face TrainingArguments (--learning-rate, --num-train-epochs, --per-device-train-batch-size, --bf16,
+--gradient-accumulation-steps, --activation-checkpointing, --save-steps, --resume-from-checkpoint
 FOLDER|last, --seed, ...).
 
 OUTPUT_DIR (and each checkpoint in it) is an encoder folder: pass it as --encoder to
@@ -85,18 +85,18 @@ def check_reference_encoder(encoder: DenseEncoder) -> None:
     config = encoder.config
     if not config.normalize:
         raise InputError(
-            "--qpr_preset", "'reference' scores cosines: the encoder must L2-normalise (--normalize true)"
+            "--qpr-preset", "'reference' scores cosines: the encoder must L2-normalise (--normalize true)"
         )
     if encoder.is_causal and (config.pooling != "last" or not config.append_eos):
         raise InputError(
-            "--qpr_preset",
+            "--qpr-preset",
             f"'reference' pools a causal decoder at its appended EOS token; this encoder pools "
-            f"{config.pooling!r} with append_eos {config.append_eos}: add --pooling last --append_eos true",
+            f"{config.pooling!r} with append_eos {config.append_eos}: add --pooling last --append-eos true",
         )
 
 
 def checkpoint_to_resume(args: TrainingArguments) -> str | None:
-    """The checkpoint folder that ``--resume_from_checkpoint`` names (``last``: the newest in OUTPUT_DIR).
+    """The checkpoint folder that ``--resume-from-checkpoint`` names (``last``: the newest in OUTPUT_DIR).
 
     Checked before anything is loaded or written, so that a wrong folder leaves nothing behind.
     """
@@ -108,17 +108,17 @@ def checkpoint_to_resume(args: TrainingArguments) -> str | None:
         folder = get_last_checkpoint(str(output)) if output.is_dir() else None
         if folder is None:
             raise InputError(
-                str(output), "no checkpoint-* folder to resume from (--resume_from_checkpoint last)"
+                str(output), "no checkpoint-* folder to resume from (--resume-from-checkpoint last)"
             )
         return folder
     folder = Path(resume)
     if not folder.is_dir():
-        raise InputError(resume, "no such checkpoint folder (--resume_from_checkpoint)")
+        raise InputError(resume, "no such checkpoint folder (--resume-from-checkpoint)")
     if not (folder / TRAINER_STATE_NAME).is_file():
         raise InputError(
             resume,
             f"not a training checkpoint (no {TRAINER_STATE_NAME}); name a checkpoint-* folder written by "
-            "an earlier run (--resume_from_checkpoint)",
+            "an earlier run (--resume-from-checkpoint)",
         )
     return str(folder)
 
@@ -128,7 +128,7 @@ def _passages(example: TrainExample) -> tuple[Passage, ...]:
 
 
 def train(arguments: Arguments) -> Path:
-    """Train, save OUTPUT_DIR (and OUTPUT_DIR/merged with --merge_lora); returns OUTPUT_DIR."""
+    """Train, save OUTPUT_DIR (and OUTPUT_DIR/merged with --merge-lora); returns OUTPUT_DIR."""
     model_args, _, _, train_args = arguments
     resume = checkpoint_to_resume(train_args)
     trainer = build_trainer(arguments)
@@ -141,6 +141,7 @@ def train(arguments: Arguments) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = ArgumentParser(
         prog="python -m qpr_pyserini.train",
         usage="%(prog)s [CONFIG.json|CONFIG.yaml] [--option value ...]",
@@ -158,5 +159,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.exit(main())

@@ -3,7 +3,7 @@
 Every field is a command-line option (``--name value``) and a key of the optional JSON/YAML config file that
 ``python -m qpr_pyserini.train CONFIG [--name value ...]`` reads first; options given after it override it.
 
-``--qpr_preset reference`` sets every option of the QPR reference (the authors' configuration, see
+``--qpr-preset reference`` sets every option of the QPR reference (the authors' configuration, see
 docs/method.md) that is not given explicitly: see ``REFERENCE_PRESET``. Regularizer options left unset take
 the defaults of the backbone (``BACKBONE_DEFAULTS``), resolved once the encoder is loaded.
 """
@@ -104,7 +104,7 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.merge_lora and not self.lora:
-            raise InputError("--merge_lora", "needs --lora (there is no adapter to merge)")
+            raise InputError("--merge-lora", "needs --lora (there is no adapter to merge)")
 
     def encoder_config(self) -> EncoderConfig:
         """The starting EncoderConfig with the overrides applied."""
@@ -139,7 +139,7 @@ class DataArguments:
         default=None,
         metadata={
             "help": "At most this many of the negatives are instruction negatives (default 3; "
-            "--qpr_preset reference: all, up to group_size - 1)."
+            "--qpr-preset reference: all, up to group_size - 1)."
         },
     )
     negatives_order: str | None = field(
@@ -153,10 +153,10 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         if self.group_size < 1:
-            raise InputError("--group_size", f"must be at least 1, got {self.group_size}")
+            raise InputError("--group-size", f"must be at least 1, got {self.group_size}")
         if self.negatives_order is not None and self.negatives_order not in NEGATIVES_ORDERS:
             raise InputError(
-                "--negatives_order",
+                "--negatives-order",
                 f"must be one of {', '.join(NEGATIVES_ORDERS)}, not {self.negatives_order!r}",
             )
 
@@ -176,7 +176,7 @@ class DataArguments:
 class QPRArguments:
     """The query-preserving regularizer (see qpr_pyserini.train.loss.QPRConfig); weight 0 disables it.
 
-    Unset options take the preset's value (``--qpr_preset``), else the backbone's default.
+    Unset options take the preset's value (``--qpr-preset``), else the backbone's default.
     """
 
     _argument_group_name = "query-preserving regularizer"
@@ -229,7 +229,7 @@ class QPRArguments:
     def __post_init__(self) -> None:
         if self.qpr_preset is not None and self.qpr_preset not in QPR_PRESETS:
             raise InputError(
-                "--qpr_preset", f"must be one of {', '.join(QPR_PRESETS)}, not {self.qpr_preset!r}"
+                "--qpr-preset", f"must be one of {', '.join(QPR_PRESETS)}, not {self.qpr_preset!r}"
             )
 
     def to_config(self, causal: bool = False) -> QPRConfig:
@@ -329,7 +329,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def parse_arguments(argv: list[str], parser: ArgumentParser | None = None) -> Arguments:
     """Parse ``[CONFIG_FILE] [--name value ...]``: the file supplies defaults, the options override them.
 
-    A ``--qpr_preset`` then fills the options left unset.
+    A ``--qpr-preset`` then fills the options left unset.
     """
     parser = parser or ArgumentParser()
     if argv and not argv[0].startswith("-") and argv[0].endswith(CONFIG_SUFFIXES):
@@ -353,7 +353,7 @@ def parse_arguments(argv: list[str], parser: ArgumentParser | None = None) -> Ar
 
 
 def apply_qpr_preset(arguments: Arguments) -> Arguments:
-    """Fill the options that the chosen ``--qpr_preset`` sets and that were not given explicitly."""
+    """Fill the options that the chosen ``--qpr-preset`` sets and that were not given explicitly."""
     model_args, data_args, qpr_args, _ = arguments
     if qpr_args.qpr_preset != "reference":
         return arguments

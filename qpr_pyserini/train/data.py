@@ -169,19 +169,19 @@ class GroupSampler(Dataset):
         order: str = "random",
     ) -> None:
         if group_size < 1:
-            raise InputError("--group_size", f"must be at least 1, got {group_size}")
+            raise InputError("--group-size", f"must be at least 1, got {group_size}")
         if instruction_negatives < 0:
-            raise InputError("--instruction_negatives", f"must be >= 0, got {instruction_negatives}")
+            raise InputError("--instruction-negatives", f"must be >= 0, got {instruction_negatives}")
         if order not in NEGATIVES_ORDERS:
             raise InputError(
-                "--negatives_order", f"must be one of {', '.join(NEGATIVES_ORDERS)}, not {order!r}"
+                "--negatives-order", f"must be one of {', '.join(NEGATIVES_ORDERS)}, not {order!r}"
             )
         for example in examples:
             if not example.positives:
-                raise InputError("--train_data", f"query {example.query_id!r} has no positive passage")
+                raise InputError("--train-data", f"query {example.query_id!r} has no positive passage")
             if group_size > 1 and not example.negatives and not _instruction_pool(example):
                 raise InputError(
-                    "--train_data",
+                    "--train-data",
                     f"query {example.query_id!r} has no negative passage to fill groups of {group_size}; "
                     "mine hard negatives first",
                 )

@@ -125,9 +125,9 @@ class QPRConfig:
             if value not in choices:
                 raise InputError(f"--qpr_{name}", f"must be one of {', '.join(choices)}, got {value!r}")
         if self.weight < 0:
-            raise InputError("--qpr_weight", f"must be >= 0, got {self.weight}")
+            raise InputError("--qpr-weight", f"must be >= 0, got {self.weight}")
         if self.temperature is not None and self.temperature <= 0:
-            raise InputError("--qpr_temperature", f"must be > 0, got {self.temperature}")
+            raise InputError("--qpr-temperature", f"must be > 0, got {self.temperature}")
 
     @property
     def enabled(self) -> bool:

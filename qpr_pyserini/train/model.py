@@ -109,7 +109,7 @@ class InstructionRetrieverModel(torch.nn.Module):
         every_n_layers: int = 1,
         offload: bool = False,
     ) -> None:
-        """Called by the HF Trainer for ``--activation_checkpointing`` (or ``--gradient_checkpointing``)."""
+        """Called by the HF Trainer for ``--activation-checkpointing`` (or ``--gradient-checkpointing``)."""
         self.encoder.backbone.activation_checkpointing_enable(
             activation_checkpointing_kwargs=activation_checkpointing_kwargs,
             every_n_layers=every_n_layers,
@@ -127,7 +127,7 @@ def lora_targets(backbone: torch.nn.Module) -> list[str]:
         if found:
             return found
     raise InputError(
-        "--lora_target_modules",
+        "--lora-target-modules",
         f"cannot guess the LoRA target modules for model type {backbone.config.model_type!r}; name them",
     )
 
