@@ -150,7 +150,7 @@ def load_query_encoder(
     """
     if index is None:
         return InstructionQueryEncoder(spec, device=device, **kwargs)
-    dense = load_index(index)
+    dense = load_index(index, mmap=True)  # only its record and dimension are needed here
     if spec is None and kwargs.get("model") is None:
         spec = str(index)
     encoder = InstructionQueryEncoder(spec, device=device, **kwargs)

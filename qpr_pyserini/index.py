@@ -82,8 +82,12 @@ class DenseIndex:
         return {d: i for i, d in enumerate(self.docids)}
 
 
-def load_index(path: str | Path) -> DenseIndex:
-    """Load an index folder written by us or by Pyserini (``index`` + ``docid``)."""
+def load_index(path: str | Path, *, mmap: bool = False) -> DenseIndex:
+    """Load an index folder written by us or by Pyserini (``index`` + ``docid``).
+
+    ``mmap`` maps the vectors from the file instead of reading them into memory (for a look at the index, or
+    an index larger than RAM; searching then pages vectors in from disk).
+    """
     path = Path(path)
     for name in (INDEX_FILE, DOCID_FILE):
         if not (path / name).is_file():
@@ -94,7 +98,7 @@ def load_index(path: str | Path) -> DenseIndex:
     except UnicodeDecodeError as err:
         raise InputError(str(path / DOCID_FILE), f"not UTF-8 text ({err.reason})") from None
     try:
-        index = faiss.read_index(str(path / INDEX_FILE))
+        index = faiss.read_index(str(path / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
     except RuntimeError:
         raise InputError(
             str(path / INDEX_FILE), "cannot read the faiss index (a truncated or foreign file)"

@@ -281,3 +281,10 @@ def test_a_finished_index_folder_has_ordinary_permissions(tmp_path: Path) -> Non
     finally:
         os.umask(old)
     assert (tmp_path / "idx").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_memory_mapped_index_holds_the_same_vectors(tmp_path: Path) -> None:
+    write_index(tmp_path / "idx", ["a", "b", "c"])
+    read, mapped = load_index(tmp_path / "idx"), load_index(tmp_path / "idx", mmap=True)
+    assert mapped.docids == read.docids
+    np.testing.assert_array_equal(mapped.vectors(), read.vectors())
