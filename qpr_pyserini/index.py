@@ -23,7 +23,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -93,10 +93,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> DenseIndex:
         if not (path / name).is_file():
             raise InputError(str(path), f"not a Pyserini FAISS index folder (no '{name}' file)")
     record = read_index_record(path)
-    try:
-        docids = (path / DOCID_FILE).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise InputError(str(path / DOCID_FILE), f"not UTF-8 text ({err.reason})") from None
+    docids = read_docids(path)
     try:
         index = faiss.read_index(str(path / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
     except RuntimeError:
@@ -111,6 +108,14 @@ def load_index(path: str | Path, *, mmap: bool = False) -> DenseIndex:
                 str(path / INDEX_RECORD), f"records {name} {record[name]} but the index has {actual}"
             )
     return DenseIndex(path, index, docids, record)
+
+
+def read_docids(path: str | Path) -> list[str]:
+    """The doc ids of an index folder, in row order (its vectors are not read)."""
+    try:
+        return (Path(path) / DOCID_FILE).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise InputError(str(Path(path) / DOCID_FILE), f"not UTF-8 text ({err.reason})") from None
 
 
 class IndexWriter:
@@ -128,6 +133,7 @@ class IndexWriter:
         *,
         overwrite: bool = False,
         extra: dict[str, Any] | None = None,
+        finish: Callable[[Path], None] | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -140,6 +146,7 @@ class IndexWriter:
         self.encoder = encoder
         self.overwrite = overwrite
         self.extra = extra or {}
+        self.finish = finish  # called with the complete temporary folder, before it is renamed into place
         self.count = 0
         self._seen: set[str] = set()
 
@@ -189,6 +196,8 @@ class IndexWriter:
             **self.extra,
         }
         (self._tmp / INDEX_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        if self.finish is not None:
+            self.finish(self._tmp)
         (self._tmp / WRITER_FILE).unlink()  # the lock stays held (on the open file) until __exit__ ends
         if self.overwrite and self.path.exists():
             shutil.rmtree(self.path)
@@ -247,14 +256,8 @@ def merge_indexes(shards: Sequence[str | Path], output: str | Path, *, overwrite
     loaded = [load_index(s) for s in shards]
     if not any(shard.docids for shard in loaded):
         raise InputError("--shards", "no documents in any of these shards")
+    check_shards_agree([(s.path, s.record, s.dimension) for s in loaded])
     first = loaded[0]
-    for shard in loaded[1:]:
-        if shard.dimension != first.dimension:
-            raise InputError(
-                str(shard.path), f"dimension {shard.dimension} differs from {first.path} ({first.dimension})"
-            )
-        if (shard.record or {}).get("encoder") != (first.record or {}).get("encoder"):
-            raise InputError(str(shard.path), f"was encoded with a different encoder than {first.path}")
     with IndexWriter(
         output, first.dimension, first.encoder, overwrite=overwrite, extra=_merged_source(loaded)
     ) as writer:
@@ -264,6 +267,16 @@ def merge_indexes(shards: Sequence[str | Path], output: str | Path, *, overwrite
             except ValueError as err:
                 raise InputError(str(shard.path), str(err)) from err
     return Path(output)
+
+
+def check_shards_agree(shards: Sequence[tuple[Path, dict[str, Any] | None, int | None]]) -> None:
+    """Shards as (folder, record, dimension or None when not known yet) must share dimension and encoder."""
+    first, first_record, first_dimension = shards[0]
+    for path, record, dimension in shards[1:]:
+        if None not in (dimension, first_dimension) and dimension != first_dimension:
+            raise InputError(str(path), f"dimension {dimension} differs from {first} ({first_dimension})")
+        if (record or {}).get("encoder") != (first_record or {}).get("encoder"):
+            raise InputError(str(path), f"was encoded with a different encoder than {first}")
 
 
 def _merged_source(loaded: list[DenseIndex]) -> dict[str, Any]:
@@ -278,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m qpr_pyserini.index",
         description="Pyserini FAISS index utilities. 'merge' joins shard folders written by "
-        "'python -m qpr_pyserini.encode --shard-id I --shard-num N' into one index, in the order given.",
+        "'python -m qpr_pyserini.encode --shard-id I --shard-num N' into one index, in the order given; "
+        "'convert' builds an HNSW or IVF-PQ index from a flat one.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     merge = sub.add_parser("merge", help="merge shard index folders into one")
@@ -287,6 +301,22 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     info = sub.add_parser("info", help="print an index folder's record (encoder, dimension, size)")
     info.add_argument("index")
+    convert = sub.add_parser(
+        "convert",
+        help="build an HNSW or IVF-PQ index folder from a flat one (readable by Pyserini's FaissSearcher)",
+    )
+    convert.add_argument("--index", required=True, help="flat index folder (read memory-mapped)")
+    convert.add_argument("--output", required=True, help="index folder to write")
+    convert.add_argument("--type", required=True, choices=("hnsw", "ivfpq"), help="index type")
+    convert.add_argument(
+        "--factory",
+        help="faiss index factory string (default: HNSW32, or IVF<nlist>,PQ<d/4>x8 sized to the index)",
+    )
+    convert.add_argument("--ef-search", type=int, help="HNSW search depth stored in the index (default 128)")
+    convert.add_argument(
+        "--nprobe", type=int, help="IVF lists searched, stored in the index (default nlist/32)"
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
 
     def action() -> str:
@@ -295,6 +325,19 @@ def main(argv: list[str] | None = None) -> int:
             return (
                 f"merged {len(args.shards)} shards into {out} ({load_index(out).faiss_index.ntotal} vectors)"
             )
+        if args.command == "convert":
+            from .ann import convert_index  # ann builds on this module
+
+            out = convert_index(
+                args.index,
+                args.output,
+                args.type,
+                factory=args.factory,
+                ef_search=args.ef_search,
+                nprobe=args.nprobe,
+                overwrite=args.overwrite,
+            )
+            return f"wrote {out} ({load_index(out).record['ann']['factory']}, {args.type})"
         loaded = load_index(args.index)
         summary = loaded.record or {"dimension": loaded.dimension, "documents": len(loaded.docids)}
         return json.dumps(summary, indent=2)

@@ -18,20 +18,23 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from .ann import set_search_parameters
 from .cli import add_encoder_options, add_output_options, run_cli
 from .config import EncoderConfig
-from .index import DenseIndex, load_index
+from .index import DenseIndex
 from .io.candidates import read_candidates
 from .io.errors import InputError
 from .io.runs import check_token, write_run
 from .io.topics import Topic, instruction_of, read_topics
 from .modeling import DenseEncoder
 from .presets import resolve_encoder
+from .shards import IndexArgument, ShardedIndex, open_index
 
 Hits = list[tuple[str, float]]
+Searchable = DenseIndex | ShardedIndex
 
 
-def check_compatible(index: DenseIndex, config: EncoderConfig, dimension: int) -> None:
+def check_compatible(index: Searchable, config: EncoderConfig, dimension: int) -> None:
     """Refuse a query encoder whose passage-side settings or dimension differ from the index's encoder."""
     if dimension != index.dimension:
         raise InputError(
@@ -74,7 +77,7 @@ def with_settings(model: DenseEncoder, **overrides: object) -> DenseEncoder:
 
 
 def query_encoder_for(
-    index: DenseIndex,
+    index: Searchable,
     encoder: str | EncoderConfig | None,
     template: str | None,
     device: str,
@@ -130,7 +133,7 @@ def rerank(index: DenseIndex, query: np.ndarray, candidates: Sequence[str]) -> H
 
 
 def check_candidates(
-    index: DenseIndex, pool: dict[str, list[str]], topics: Sequence[Topic], source: str
+    index: Searchable, pool: dict[str, list[str]], topics: Sequence[Topic], source: str
 ) -> None:
     """Every candidate of a searched query must be in the index (checked before any query is encoded)."""
     for topic in topics:
@@ -150,7 +153,7 @@ def check_positive(**options: int | None) -> None:
 
 
 def search_topics(
-    index: str | Path | DenseIndex,
+    index: IndexArgument,
     topics: str | Path | Sequence[Topic],
     output: str | Path,
     *,
@@ -168,22 +171,36 @@ def search_topics(
     tag: str = "qpr",
     progress: bool = True,
     model: DenseEncoder | None = None,
+    mmap: bool = False,
+    ef_search: int | None = None,
+    nprobe: int | None = None,
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
 
+    ``index`` is an index folder, a loaded index, or shards: several folders, or one folder whose subfolders
+    are indexes (searched one at a time, as one index; see :mod:`qpr_pyserini.shards`). ``mmap`` maps the
+    vectors from disk instead of reading them (for an index larger than RAM). ``ef_search`` / ``nprobe``
+    override an HNSW / IVF index's stored search settings.
     The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
     folder or configuration), else the one the index records; ``template`` overrides its template in every
     case. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
     Inputs are checked before the model is loaded; the run file appears only when complete.
     """
-    check_positive(hits=hits, batch_size=batch_size, threads=threads)
+    check_positive(hits=hits, batch_size=batch_size, threads=threads, ef_search=ef_search, nprobe=nprobe)
     check_token(tag, "tag")
     if Path(output).is_dir():
         raise InputError(str(output), "is a folder, expected a run file path")
     if model is not None:
         refuse_with_model(encoder=encoder)
-    dense = index if isinstance(index, DenseIndex) else load_index(index)
-    if dense.faiss_index.ntotal == 0:
+
+    def prepare(loaded: DenseIndex) -> None:
+        set_search_parameters(loaded.faiss_index, loaded.path, ef_search=ef_search, nprobe=nprobe)
+        if faiss_device != "cpu":
+            loaded.faiss_index = _to_gpu(loaded.faiss_index, faiss_device)
+
+    dense = open_index(index, mmap=mmap, prepare=prepare)
+    count = dense.faiss_index.ntotal if isinstance(dense, DenseIndex) else dense.documents
+    if count == 0:
         raise InputError(str(dense.path), "index holds no vectors")
     topic_list = list(topics) if not isinstance(topics, str | Path) else read_topics(topics)
     if not topic_list:
@@ -192,31 +209,44 @@ def search_topics(
     pool = read_candidates(candidates) if candidates is not None else None
     if pool is not None:
         check_candidates(dense, pool, topic_list, str(candidates))
-    if faiss_device != "cpu":
-        dense.faiss_index = _to_gpu(dense.faiss_index, faiss_device)
     query_model = query_encoder_for(dense, encoder, template, device, model)
     if not force:
         check_compatible(dense, query_model.config, query_model.dimension)
 
-    def results() -> Iterator[tuple[str, Hits]]:
+    def batches() -> Iterator[tuple[list[Topic], np.ndarray]]:
         bar = tqdm(total=len(topic_list), desc="searching", unit="query", disable=not progress)
         for start in range(0, len(topic_list), batch_size):
             chunk = topic_list[start : start + batch_size]
-            vectors = query_model.embed_queries(
+            yield chunk, query_model.embed_queries(
                 [t.query for t in chunk], instructions[start : start + batch_size], batch_size
             )
-            if pool is None:
-                ranked = retrieve(dense, vectors, hits, threads)
-            else:
-                ranked = [
-                    rerank(dense, v, pool.get(t.qid, []))[:hits] for t, v in zip(chunk, vectors, strict=True)
-                ]
-            yield from zip((t.qid for t in chunk), ranked, strict=True)
             bar.update(len(chunk))
         bar.close()
 
-    return write_run(output, results(), tag=tag)
+    def results() -> Iterator[tuple[str, Hits]]:
+        if isinstance(dense, DenseIndex):
+            for chunk, vectors in batches():
+                yield from zip((t.qid for t in chunk), rank(dense, chunk, vectors), strict=True)
+            return
+        # shards: every query is encoded first, so that each shard is loaded once
+        encoded = list(batches())
+        chunk = [t for part, _ in encoded for t in part]
+        vectors = np.concatenate([v for _, v in encoded])
+        if pool is None:
+            with faiss_threads(threads):
+                ranked = dense.search(vectors, hits, batch_size)
+        else:
+            ranked = rank(dense.subset(d for t in chunk for d in pool.get(t.qid, [])), chunk, vectors)
+        yield from zip((t.qid for t in chunk), ranked, strict=True)
 
+    def rank(searched: DenseIndex, chunk: list[Topic], vectors: np.ndarray) -> list[Hits]:
+        if pool is None:
+            return retrieve(searched, vectors, hits, threads)
+        return [
+            rerank(searched, v, pool.get(t.qid, []))[:hits] for t, v in zip(chunk, vectors, strict=True)
+        ]
+
+    return write_run(output, results(), tag=tag)
 
 
 
@@ -234,8 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(qid Q0 docid rank score tag). With --candidates, rerank each query's given candidates instead.",
     )
     parser.add_argument(
-        "--index", required=True, help="index folder (ours, or one written by pyserini.encode)"
+        "--index",
+        required=True,
+        nargs="+",
+        help="index folder (ours, or one written by pyserini.encode); several folders, or a folder of index "
+        "folders, are searched as shards of one index, loaded one at a time",
     )
+    parser.add_argument(
+        "--mmap", action="store_true", help="map flat vectors from disk instead of reading them into memory"
+    )
+    parser.add_argument("--ef-search", type=int, help="HNSW indexes: search depth (default: the stored one)")
+    parser.add_argument("--nprobe", type=int, help="IVF indexes: lists searched (default: the stored one)")
     parser.add_argument(
         "--topics",
         required=True,
@@ -295,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             tag=args.tag,
             progress=not args.quiet,
+            mmap=args.mmap,
+            ef_search=args.ef_search,
+            nprobe=args.nprobe,
         )
         return f"wrote {lines} lines to {args.output}"
 
