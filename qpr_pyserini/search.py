@@ -217,8 +217,11 @@ def search_topics(
         bar = tqdm(total=len(topic_list), desc="searching", unit="query", disable=not progress)
         for start in range(0, len(topic_list), batch_size):
             chunk = topic_list[start : start + batch_size]
-            yield chunk, query_model.embed_queries(
-                [t.query for t in chunk], instructions[start : start + batch_size], batch_size
+            yield (
+                chunk,
+                query_model.embed_queries(
+                    [t.query for t in chunk], instructions[start : start + batch_size], batch_size
+                ),
             )
             bar.update(len(chunk))
         bar.close()
@@ -242,12 +245,9 @@ def search_topics(
     def rank(searched: DenseIndex, chunk: list[Topic], vectors: np.ndarray) -> list[Hits]:
         if pool is None:
             return retrieve(searched, vectors, hits, threads)
-        return [
-            rerank(searched, v, pool.get(t.qid, []))[:hits] for t, v in zip(chunk, vectors, strict=True)
-        ]
+        return [rerank(searched, v, pool.get(t.qid, []))[:hits] for t, v in zip(chunk, vectors, strict=True)]
 
     return write_run(output, results(), tag=tag)
-
 
 
 def _to_gpu(index: faiss.Index, device: str) -> faiss.Index:

@@ -206,7 +206,7 @@ def _search_with_ties(
 
 
 def _best_with_ties(scores: np.ndarray, rows: np.ndarray, hits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per query, only the hits scoring at least the ``hits``-th best score (ties kept), padded with row -1."""
+    """Per query, the hits scoring at least the ``hits``-th best score (ties kept), padded with row -1."""
     scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
     if scores.shape[1] > hits:
         cut = -np.partition(-scores, hits - 1, axis=1)[:, hits - 1 : hits]
@@ -222,7 +222,7 @@ def _best_with_ties(scores: np.ndarray, rows: np.ndarray, hits: int) -> tuple[np
 
 
 def _faiss_choice(scores: np.ndarray, rows: np.ndarray, hits: int) -> list[tuple[int, float]]:
-    """The ``hits`` of (row, score) candidates that faiss's flat search of the merged index returns, in its order.
+    """The ``hits`` (row, score) candidates that faiss's flat search of the merged index returns, in order.
 
     faiss scans rows in order with a heap of ``hits``: a row enters when the heap has room or it scores
     strictly above the heap's lowest score, pushing out the lowest score of the lowest row; results come

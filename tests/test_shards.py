@@ -24,7 +24,9 @@ from qpr_pyserini.shards import ShardedIndex, index_folders
 CONFIG = EncoderConfig(model="some/model", name="toy")
 
 
-def write_vectors(path: Path, docids: list[str], vectors: np.ndarray, encoder: EncoderConfig = CONFIG) -> Path:
+def write_vectors(
+    path: Path, docids: list[str], vectors: np.ndarray, encoder: EncoderConfig = CONFIG
+) -> Path:
     with IndexWriter(path, vectors.shape[1], encoder) as writer:
         writer.add(docids, vectors)
     return path
@@ -69,17 +71,25 @@ def encoded(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: EncoderConfi
     """A folder holding three shards (encode --shard-num 3) of a 23-document corpus, and their merge."""
     folder = tmp_path_factory.mktemp("shards")
     corpus = write_jsonl(
-        folder / "corpus.jsonl", [{"_id": f"d{i}", "text": f"fruit number {i} " * (1 + i % 4)} for i in range(23)]
+        folder / "corpus.jsonl",
+        [{"_id": f"d{i}", "text": f"fruit number {i} " * (1 + i % 4)} for i in range(23)],
     )
     for shard in range(3):
         encode_corpus(
-            corpus, folder / "shards" / f"part{shard}", tiny_encoder, shard_id=shard, shard_num=3, progress=False
+            corpus,
+            folder / "shards" / f"part{shard}",
+            tiny_encoder,
+            shard_id=shard,
+            shard_num=3,
+            progress=False,
         )
     merge_indexes([folder / "shards" / f"part{i}" for i in range(3)], folder / "merged")
     return folder
 
 
-def test_search_cli_over_shards_writes_the_merged_run(encoded: Path, tiny_topics: Path, tmp_path: Path) -> None:
+def test_search_cli_over_shards_writes_the_merged_run(
+    encoded: Path, tiny_topics: Path, tmp_path: Path
+) -> None:
     common = ["--topics", str(tiny_topics), "--instruction-field", "inst", "--hits", "7", "--batch-size", "2"]
     shards = [str(encoded / "shards" / f"part{i}") for i in range(3)]
     assert main(["--index", str(encoded / "merged"), *common, "--output", str(tmp_path / "m.trec")]) == 0
@@ -107,7 +117,9 @@ def test_unknown_candidate_in_every_shard_is_an_input_error(
 ) -> None:
     candidates = write_jsonl(tmp_path / "c.jsonl", [{"qid": "q2", "pid": ["d1", "nope"]}])
     with pytest.raises(InputError, match="candidate doc id 'nope' of qid 'q2'"):
-        search_topics(encoded / "shards", tiny_topics, tmp_path / "r.trec", candidates=candidates, progress=False)
+        search_topics(
+            encoded / "shards", tiny_topics, tmp_path / "r.trec", candidates=candidates, progress=False
+        )
     assert not (tmp_path / "r.trec").exists()
 
 
@@ -151,7 +163,15 @@ def test_disagreeing_shards_are_refused(
     other = write_vectors(tmp_path / "b", ["b"], np.ones((1, width), dtype=np.float32), encoder)
     if change == "no record":
         (other / INDEX_RECORD).unlink()
-    argv = ["--index", str(first), str(other), "--topics", str(tiny_topics), "--output", str(tmp_path / "r.trec")]
+    argv = [
+        "--index",
+        str(first),
+        str(other),
+        "--topics",
+        str(tiny_topics),
+        "--output",
+        str(tmp_path / "r.trec"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {other}: ")
