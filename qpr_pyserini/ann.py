@@ -32,10 +32,11 @@ _STANDARD_FIELDS = ("format", "created_by", "dimension", "documents", "encoder")
 def default_factory(kind: str, dimension: int, documents: int) -> str:
     """The factory string of ``--type`` ``kind`` for an index of ``documents`` vectors of ``dimension``.
 
-    hnsw: ``HNSW32`` (32 neighbours per node, vectors kept exactly). ivfpq: ``IVF{nlist},PQ{m}x{bits}`` with
+    hnsw: ``HNSW32`` (32 neighbours per node, vectors kept exactly). ivfpq: ``IVF{nlist},PQ{m}x{bits}np`` with
     nlist the power of two nearest 4·sqrt(n) (at most n/39, so each list trains on 39 points), m
     sub-quantizers of 4 dimensions (or the largest divisor of the dimension below that) and 8 bits each
-    (fewer for tiny indexes, which cannot train 256 centroids).
+    (fewer for tiny indexes, which cannot train 256 centroids), without polysemous training (``np``: it
+    takes minutes and only serves Hamming-filtered search, which faiss does not use by default).
     """
     if kind == "hnsw":
         return f"HNSW{HNSW_NEIGHBOURS}"
@@ -46,7 +47,7 @@ def default_factory(kind: str, dimension: int, documents: int) -> str:
         nlist //= 2
     subquantizers = max(m for m in range(1, max(dimension // 4, 1) + 1) if dimension % m == 0)
     bits = max(1, min(8, int(math.log2(max(documents, 2)))))
-    return f"IVF{nlist},PQ{subquantizers}x{bits}"
+    return f"IVF{nlist},PQ{subquantizers}x{bits}np"
 
 
 def set_search_parameters(

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--type", required=True, choices=("hnsw", "ivfpq"), help="index type")
     convert.add_argument(
         "--factory",
-        help="faiss index factory string (default: HNSW32, or IVF<nlist>,PQ<d/4>x8 sized to the index)",
+        help="faiss index factory string (default: HNSW32, or IVF<nlist>,PQ<d/4>x8np sized to the index)",
     )
     convert.add_argument("--ef-search", type=int, help="HNSW search depth stored in the index (default 128)")
     convert.add_argument(

@@ -42,10 +42,10 @@ def ranking(path: Path) -> dict[str, list[str]]:
 
 def test_default_factories() -> None:
     assert default_factory("hnsw", 384, 10) == "HNSW32"
-    assert default_factory("ivfpq", 384, 200_000) == "IVF2048,PQ96x8"
-    assert default_factory("ivfpq", 384, 5_000) == "IVF128,PQ96x8"
-    assert default_factory("ivfpq", 32, 40) == "IVF1,PQ8x5"  # too few vectors for 256 centroids
-    assert default_factory("ivfpq", 6, 1000) == "IVF16,PQ1x8"
+    assert default_factory("ivfpq", 384, 200_000) == "IVF2048,PQ96x8np"
+    assert default_factory("ivfpq", 384, 5_000) == "IVF128,PQ96x8np"
+    assert default_factory("ivfpq", 32, 40) == "IVF1,PQ8x5np"  # too few vectors for 256 centroids
+    assert default_factory("ivfpq", 6, 1000) == "IVF16,PQ1x8np"
 
 
 def test_converted_folders_are_index_folders_with_a_record(flat: Path, converted: dict[str, Path]) -> None:
@@ -174,7 +174,7 @@ def test_convert_cli_and_its_errors(
         "error: --factory: cannot train 'IVF64,PQ8' on 40 vectors"
     )
     assert error("convert", "--index", str(flat), *other, "ivfpq", "--ef-search", "9") == (
-        "error: --ef-search: applies to HNSW indexes; --factory IVF1,PQ8x5 is an IndexIVFPQ index"
+        "error: --ef-search: applies to HNSW indexes; --factory IVF1,PQ8x5np is an IndexIVFPQ index"
     )
     assert error("convert", "--index", str(tmp_path / "absent"), *other, "hnsw").startswith(
         f"error: {tmp_path / 'absent'}: not a Pyserini FAISS index folder"
