@@ -1,7 +1,7 @@
 """ANN index types against flat: recall@100, queries/s and memory (a benchmark, not a test).
 
     .venv/bin/python benchmarks/bench_ann.py [--index ../out/indexes/scifact-minilm] [--data ../shared/data/scifact]
-        [--synthetic 100000]
+        [--synthetic 200000]
         [--queries 1000] [--hits 100] [--threads 1]
 
 Two sets of vectors, each searched as a flat index (in memory and memory-mapped) and as the HNSW and IVF-PQ
@@ -210,7 +210,7 @@ def main() -> int:
     )
     parser.add_argument("--index", type=Path, default=ROOT.parent / "out" / "indexes" / "scifact-minilm")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SciFact in BEIR layout")
-    parser.add_argument("--synthetic", type=int, default=100_000, help="synthetic vectors (0: skip)")
+    parser.add_argument("--synthetic", type=int, default=200_000, help="synthetic vectors (0: skip)")
     parser.add_argument("--queries", type=int, default=1000, help="synthetic queries")
     parser.add_argument("--hits", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="faiss threads (build and search)")

@@ -3,6 +3,9 @@
 Full retrieval searches the faiss index exactly as Pyserini's ``FaissSearcher.batch_search`` does (same
 ``index.search`` call, so the same ranking), without starting a JVM. Rerank mode scores only each query's
 given candidates (FollowIR's ``top_ranked`` layout, or a TREC run) with the stored passage vectors.
+Several index folders (or a folder of them) are searched as shards of one index (:mod:`qpr_pyserini.shards`);
+``--mmap`` maps flat vectors from disk; HNSW / IVF-PQ indexes (:mod:`qpr_pyserini.ann`) take ``--ef-search``
+/ ``--nprobe``.
 The Python entry point is :func:`search_topics` (also ``qpr_pyserini.search_topics``).
 """
 
@@ -28,9 +31,8 @@ from .io.runs import check_token, write_run
 from .io.topics import Topic, instruction_of, read_topics
 from .modeling import DenseEncoder
 from .presets import resolve_encoder
-from .shards import IndexArgument, ShardedIndex, open_index
+from .shards import Hits, IndexArgument, ShardedIndex, open_index
 
-Hits = list[tuple[str, float]]
 Searchable = DenseIndex | ShardedIndex
 
 
