@@ -193,8 +193,10 @@ def build(scifact: Path, output: Path, *, seed: int = 0, overwrite: bool = False
             d + "\t" + "\t".join(str(int(d in ids)) for ids in labels.values()) for d in sorted(docs)
         ]
         (tmp / "labels.tsv").write_text("\n".join(labels_tsv) + "\n", encoding="utf-8")
-        if output.exists():
+        if output.is_dir():
             shutil.rmtree(output)
+        elif output.exists():
+            output.unlink()
         tmp.rename(output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
