@@ -140,6 +140,8 @@ def test_training_rows_load_as_promptriever_rows(built: Path, scifact: Path) -> 
     plain = [r for r in rows if r.instruction is None]
     instructed = [r for r in rows if r.instruction is not None]
     assert len(plain) == len({r.query for r in rows}) and instructed
+    # stored in a seeded random order, so "the first n" is a random subset
+    assert any([p.docid for p in r.positives] != sorted(p.docid for p in r.positives) for r in rows)
     for row in rows:
         on_topic = {d for d in text_of if int(d) // 100 == TOPICS.index(row.query)}
         positives = {p.docid for p in row.positives}

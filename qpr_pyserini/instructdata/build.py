@@ -121,7 +121,8 @@ def training_rows(
 
     Hard negatives (``HARD_NEGATIVES``) are off-topic: documents that never mention the topic word. For an
     instruction row half of them satisfy the instruction (so only the topic rules them out), the rest are
-    random; a plain row's are random.
+    random; a plain row's are random. Positives and instruction negatives are stored in a seeded random order,
+    so a trainer that takes the first n of them (as Promptriever does) takes a random subset.
     """
     rng = random.Random(seed)
     all_ids = sorted(docs)
@@ -131,10 +132,15 @@ def training_rows(
         pool = [d for d in all_ids if d not in topic.mentions and (wanted is None or d in wanted)]
         return rng.sample(pool, min(k, len(pool)))
 
+    def shuffled(ids: Iterable[str]) -> list[str]:
+        ordered = sorted(ids)
+        return rng.sample(ordered, len(ordered))
+
     rows = []
     for topic in topics:
         negatives = off_topic(topic, None, HARD_NEGATIVES)
-        rows.append(_row(f"{topic.word}-plain", topic.word, None, topic.on_topic, [], negatives, passage))
+        positives = shuffled(topic.on_topic)
+        rows.append(_row(f"{topic.word}-plain", topic.word, None, positives, [], negatives, passage))
     for pair in pairs:
         for polarity in POLARITIES:
             relevant, violating = pair.sides(polarity)
@@ -145,7 +151,8 @@ def training_rows(
             negatives += rest[: HARD_NEGATIVES - len(negatives)]
             instruction = rng.choice(instructions(BY_NAME[pair.attribute], "train", polarity))
             qid = f"{pair.topic.word}-{pair.attribute}-{polarity}"
-            rows.append(_row(qid, pair.topic.word, instruction, relevant, violating, negatives, passage))
+            positives, instruction_negatives = shuffled(relevant), shuffled(violating)
+            rows.append(_row(qid, pair.topic.word, instruction, positives, instruction_negatives, negatives, passage))
     return rows
 
 
@@ -153,8 +160,8 @@ def _row(
     qid: str,
     query: str,
     instruction: str | None,
-    positives: Iterable[str],
-    instruction_negatives: Iterable[str],
+    positives: Sequence[str],
+    instruction_negatives: Sequence[str],
     negatives: Sequence[str],
     passage: dict[str, Passage],
 ) -> TrainExample:
@@ -162,9 +169,9 @@ def _row(
         query_id=qid,
         query=query,
         instruction=instruction,
-        positives=[passage[d] for d in sorted(positives)],
+        positives=[passage[d] for d in positives],
         negatives=[passage[d] for d in negatives],
-        instruction_negatives=[passage[d] for d in sorted(instruction_negatives)],
+        instruction_negatives=[passage[d] for d in instruction_negatives],
     )
 
 
