@@ -277,10 +277,10 @@ def write_st_files(config: EncoderConfig, folder: str | Path, dimension: int) ->
     )
     if caveats:
         log.warning(
-            "%s: SentenceTransformer(folder) differs from our encoder class: %s (%s passes them)",
+            "SentenceTransformer(%s) differs from our encoder class (which reads its %s): %s",
             folder,
+            CONFIG_FILE,
             "; ".join(caveats),
-            f"--encoder {folder} with {CONFIG_FILE}",
         )
     return caveats
 
