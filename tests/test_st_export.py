@@ -133,21 +133,23 @@ def test_a_question_mark_is_what_promptriever_folders_cannot_add(
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_instruction_first_templates_are_fixed_prompts(
+def test_instructions_in_sentence_transformers_and_mteb(
     llama: EncoderConfig, template: str, tmp_path: Path
 ) -> None:
+    """Instruction-first templates are fixed prompts (st_query_prompt); "concat" is the query text followed by
+    the instruction, which is what MTEB feeds a SentenceTransformer on instruction retrieval tasks."""
     encoder, _ = _export(llama, tmp_path / "st", template=template, **PREFIXES)
+    model = _st(tmp_path / "st")
+    ours = encoder.embed_queries(QUERIES, [INSTRUCTION] * len(QUERIES))
+    with_text = model.encode([f"{q} {INSTRUCTION}" for q in QUERIES], prompt_name="query")
+    assert np.allclose(with_text, ours, atol=1e-5) == (template in ("concat", "promptriever"))
     if encoder.template.query_first:
         with pytest.raises(InputError, match="cannot express it"):
             st_query_prompt(encoder.config, INSTRUCTION)
         return
     assert st_query_prompt(encoder.config, "") == "query:  "
     prompt = st_query_prompt(encoder.config, INSTRUCTION)
-    np.testing.assert_allclose(
-        _st(tmp_path / "st").encode(QUERIES, prompt=prompt),
-        encoder.embed_queries(QUERIES, [INSTRUCTION] * len(QUERIES)),
-        atol=1e-5,
-    )
+    np.testing.assert_allclose(model.encode(QUERIES, prompt=prompt), ours, atol=1e-5)
 
 
 @pytest.mark.parametrize("backbone", ["bert", "llama"])

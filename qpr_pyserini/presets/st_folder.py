@@ -11,7 +11,7 @@ prompt (what ``encode`` applies without a prompt name); the maximum length is ``
 layers, max pooling, prompts excluded from pooling) is refused rather than misread.
 
 Writing (:func:`write_st_files`, :func:`save_sentence_transformers_folder`) is the inverse, in the legacy
-file layout that every sentence-transformers version since 2.x loads:
+file layout that sentence-transformers 3.x to 6.x load:
 ``SentenceTransformer(folder).encode(texts, prompt_name="query" | "document")`` then gives our query
 (without instruction) and passage vectors. What a folder cannot express is returned and logged as a warning;
 docs/model-folders.md lists it per template.
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 MODULES_FILE = "modules.json"
 SBERT_CONFIG = "sentence_bert_config.json"
 ST_CONFIG = "config_sentence_transformers.json"
-# the module types as sentence-transformers 2.x-5.x name them (6.x still loads these names)
+# the module types as sentence-transformers 3.x-5.x name them (6.x still loads these names)
 ST_MODULE_TYPES = {
     "Transformer": "sentence_transformers.models.Transformer",
     "Pooling": "sentence_transformers.models.Pooling",
@@ -320,8 +320,8 @@ def st_query_prompt(config: EncoderConfig, instruction: str) -> str:
     if not template.pattern.endswith("{query}") or "{?}" in template.pattern:
         raise InputError(
             f"template {config.template!r}",
-            "puts text after the query: a sentence-transformers prompt (a prefix) cannot express it; "
-            "use our encoder class for queries with instructions",
+            "puts text after the query (or a '?' that depends on it): a sentence-transformers prompt, a "
+            "fixed prefix, cannot express it; use our encoder class for queries with instructions",
         )
     formatted = template.format("query", instruction)
     return formatted.text[: formatted.query_start]
