@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,13 @@ from qpr_pyserini.encode import encode_corpus
 from qpr_pyserini.index import load_index, merge_indexes
 from qpr_pyserini.index_record import INDEX_RECORD
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'qpr_pyserini[ray]')")
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray with two CPU slots; its workers import this checkout and use one thread, as this process."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'qpr_pyserini[ray]')")
     paths = [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
     ray.init(
         num_cpus=2,
@@ -59,3 +60,18 @@ def test_two_ray_workers_give_the_one_shot_index(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'shards' / 'shard-'}"), err
     assert err[0].endswith("index folder exists and is not empty (pass --overwrite to replace it)"), err
+
+
+def test_without_ray_the_option_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError
+    argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray-workers", "2", "--quiet"]
+    assert encode.main(argv) == 2
+    assert (
+        capsys.readouterr().err
+        == "error: --ray-workers: needs Ray, which is not installed (pip install 'qpr_pyserini[ray]')\n"
+    )
+    assert encode.main([*argv, "--shard-num", "2"]) == 2
+    assert "leave out --shard-id/--shard-num" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
