@@ -104,7 +104,8 @@ def run_benchmark(
             ),
         }
     else:
-        run = search("test", INSTRUCTION if suite == "instructir" else None)
+        with_instruction = suite == "instructir" and INSTRUCTION in bench.topics[0].fields
+        run = search("test", INSTRUCTION if with_instruction else None)
         main = (
             robustness(bench.qrels["test"], run, missing="skip")
             if suite == "instructir"

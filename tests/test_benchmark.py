@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from benchmark_fixtures import (
+    CORPUS,
+    INSTRUCTIR_QRELS,
+    INSTRUCTIR_QUERIES,
     QRELS_CHANGED,
     QRELS_OG,
     TOP_RANKED,
@@ -16,6 +19,7 @@ from benchmark_fixtures import (
     write_followir,
     write_instructir,
     write_mteb_followir,
+    write_tables,
 )
 
 from qpr_pyserini import benchmark, metrics
@@ -64,6 +68,16 @@ def test_instructir_and_beir_layouts(tmp_path: Path) -> None:
         ("b_1", "yellow"),
     ]
     assert instructir.qrels["test"]["a_2"] == {"dZ": 1}
+    # MTEB's copy: instructions in their own "instructions" table (query-id, text), qrels as "default"
+    mteb_copy = {
+        "corpus": CORPUS,
+        "queries": [{"_id": q["_id"], "text": q["text"]} for q in INSTRUCTIR_QUERIES],
+        "instructions": [{"query-id": q["_id"], "text": q["instruction"]} for q in INSTRUCTIR_QUERIES],
+        "default": [{"query-id": q, "corpus-id": d, "score": s} for q, d, s in INSTRUCTIR_QRELS],
+    }
+    copy = load_benchmark("instructir", write_tables(tmp_path / "m", mteb_copy, "hub"), tmp_path / "w3")
+    assert [t.fields for t in copy.topics] == [t.fields for t in instructir.topics]
+    assert copy.qrels == instructir.qrels
     beir = load_benchmark("beir", write_beir(tmp_path / "scifact"), tmp_path / "w2")
     assert [t.qid for t in beir.topics] == ["q1", "q2"]  # q9 is not judged
     assert beir.corpus == tmp_path / "scifact" / "corpus.jsonl"  # JSONL corpora are read in place
@@ -189,3 +203,24 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert benchmark.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "absent" in err
+
+
+def test_hub_ids_load_each_config_with_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub id reads every table as a config of ``datasets.load_dataset`` (served here from local tables)."""
+    import datasets
+    from benchmark_fixtures import followir_tables
+
+    tables = followir_tables()
+    requested = []
+
+    def load_dataset(path: str, name: str) -> datasets.DatasetDict:
+        requested.append((path, name))
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(tables[name])})
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda path: list(tables))
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    bench = load_benchmark("followir", "jhu-clsp/news21-instructions", tmp_path / "work")
+    assert bench.name == "news21-instructions" and bench.candidates == TOP_RANKED
+    assert bench.qrels["changed"] == _qrels(QRELS_CHANGED)
+    assert Path(bench.corpus) == tmp_path / "work" / "corpus.jsonl"
+    assert {name for _, name in requested} == set(tables)

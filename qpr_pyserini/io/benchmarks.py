@@ -10,7 +10,8 @@ parquet files as on the Hugging Face hub: ``<table>/<split>-00000-of-00001.parqu
   ``<id>-changed`` (instruction in the query row or in an ``instruction`` table), ``qrels`` or ``default``
   over both kinds of ids, optional ``top_ranked``; turned into the FollowIR form.
 - InstructIR (``kaist-ai/InstructIR``, ``mteb/InstructIR-mteb``): ``corpus``, ``queries`` with ids
-  ``<base>_<k>`` and an ``instruction`` (row or table), ``qrels`` / ``default`` / ``qrels/<split>.tsv``.
+  ``<base>_<k>`` and an ``instruction`` (a field, or an ``instruction`` / ``instructions`` table; with none,
+  the query text carries it), ``qrels`` / ``default`` / ``qrels/<split>.tsv``.
 - BEIR: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``; or ``irds:<id>`` (e.g. ``irds:beir/scifact/test``).
 
 A source is a local folder, ``irds:<id>``, or a Hugging Face dataset id (loaded with ``datasets.load_dataset``,
@@ -24,6 +25,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +116,13 @@ class Tables:
         self.name = dataset_name(source)
 
     def has(self, name: str) -> bool:
-        if self.folder is None:
-            return name in self._hub_configs()
-        return self._local_path(name) is not None
+        return name in self._hub_configs if self.folder is None else self.path(name) is not None
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         """The rows of table ``name`` as dicts; a missing table is an InputError."""
         if self.folder is None:
             return self._hub_rows(name)
-        path = self._local_path(name)
+        path = self.path(name)
         if path is None:
             raise InputError(
                 str(self.folder), f"has no {name!r} table ({name}.jsonl, .tsv, .parquet or {name}/)"
@@ -130,12 +130,12 @@ class Tables:
         return list(_rows_of(path, self.split))
 
     def where(self, name: str) -> str:
-        path = self._local_path(name) if self.folder is not None else None
+        path = self.path(name)
         return str(path) if path is not None else f"{self.source} [{name}]"
 
     def corpus_source(self, workdir: Path) -> str | Path:
         """The corpus as ``encode_corpus`` reads it, written to ``workdir/corpus.jsonl`` unless already JSONL."""
-        path = self._local_path("corpus") if self.folder is not None else None
+        path = self.path("corpus")
         if path is not None and path.is_file() and path.name.endswith((".jsonl", ".jsonl.gz")):
             return path
         target = workdir / "corpus.jsonl"
@@ -144,8 +144,10 @@ class Tables:
         )
         return target
 
-    def _local_path(self, name: str) -> Path | None:
-        assert self.folder is not None
+    def path(self, name: str) -> Path | None:
+        """The local file or folder holding table ``name`` (None for hub datasets or an absent table)."""
+        if self.folder is None:
+            return None
         for candidate in (
             f"{name}.jsonl",
             f"{name}.jsonl.gz",
@@ -159,6 +161,7 @@ class Tables:
                 return path
         return None
 
+    @cached_property
     def _hub_configs(self) -> list[str]:
         from datasets import get_dataset_config_names
 
@@ -170,7 +173,7 @@ class Tables:
     def _hub_rows(self, name: str) -> list[dict[str, Any]]:
         from datasets import load_dataset
 
-        if name not in self._hub_configs():
+        if name not in self._hub_configs:
             raise InputError(self.source, f"has no {name!r} config")
         try:
             loaded = load_dataset(self.source, name)
@@ -249,7 +252,7 @@ def _document(row: dict[str, Any], where: str, n: int) -> Document:
 
 def _queries(tables: Tables) -> list[dict[str, Any]]:
     """Query rows with ``qid``, ``text`` and every other field, instructions joined in from an
-    ``instruction`` table if the set has one."""
+    ``instruction`` (MTEB 2's loader) or ``instructions`` table (``query-id`` and ``instruction`` or ``text``)."""
     where = tables.where("queries")
     rows = []
     for n, row in enumerate(tables.rows("queries"), start=1):
@@ -258,10 +261,15 @@ def _queries(tables: Tables) -> list[dict[str, Any]]:
             raise InputError(where, "query rows need an id (_id, id, ...) and a text", n)
         rest = {k: v for k, v in row.items() if k not in (id_key, text_key)}
         rows.append({**rest, "qid": as_id(row[id_key], "qid", where, n), "text": row[text_key], "line": n})
-    if tables.has(INSTRUCTION):
-        extra = {
-            str(r[first_key(r, _ID_KEYS) or "query-id"]): r[INSTRUCTION] for r in tables.rows(INSTRUCTION)
-        }
+    table = next((name for name in (INSTRUCTION, "instructions") if tables.has(name)), None)
+    if table is not None:
+        where = tables.where(table)
+        extra = {}
+        for n, r in enumerate(tables.rows(table), start=1):
+            id_key, text_key = first_key(r, _ID_KEYS), first_key(r, (INSTRUCTION, "text"))
+            if id_key is None or text_key is None:
+                raise InputError(where, "instruction rows need a query-id and an instruction (or text)", n)
+            extra[as_id(r[id_key], "qid", where, n)] = r[text_key]
         for row in rows:
             row.setdefault(INSTRUCTION, extra.get(row["qid"]))
     return rows
@@ -277,7 +285,7 @@ def _topic(row: dict[str, Any], where: str, qid: str | None = None, **fields: An
 
 def _qrels(tables: Tables, name: str) -> Qrels:
     if tables.folder is not None:
-        path = tables._local_path(name)
+        path = tables.path(name)
         if (
             path is not None
             and path.is_file()
@@ -380,23 +388,20 @@ def _followir_from_mteb(tables: Tables) -> Benchmark:
 def _instructir(tables: Tables) -> Benchmark:
     where = tables.where("queries")
     topics = [_topic(row, where) for row in _queries(tables)]
-    for topic in topics:
-        if INSTRUCTION not in topic.fields:
-            raise InputError(where, f"qid {topic.qid!r} has no 'instruction'", topic.line)
+    with_instruction = [INSTRUCTION in topic.fields for topic in topics]
+    if any(with_instruction) and not all(with_instruction):  # none: the query texts carry them already
+        topic = topics[with_instruction.index(False)]
+        raise InputError(where, f"qid {topic.qid!r} has no 'instruction' while others have one", topic.line)
     name = next((n for n in ("qrels", "default") if tables.has(n)), "qrels")
     return Benchmark("instructir", tables.name, "", topics, {"test": _qrels(tables, name)}, None)
 
 
 def _beir(tables: Tables) -> Benchmark:
-    if tables.folder is not None and tables._local_path("queries") is not None:
-        path = tables._local_path("queries")
-        assert path is not None
-        topics = read_topics(path) if path.is_file() and not path.name.endswith(".parquet") else None
+    path = tables.path("queries")
+    if path is not None and path.name.endswith((".jsonl", ".jsonl.gz", ".tsv")):
+        topics = read_topics(path)  # BEIR / Pyserini JSONL or TSV: the topic reader's own
     else:
-        topics = None
-    if topics is None:
-        where = tables.where("queries")
-        topics = [_topic(row, where) for row in _queries(tables)]
+        topics = [_topic(row, tables.where("queries")) for row in _queries(tables)]
     name = next((n for n in ("qrels", "default") if tables.has(n)), "qrels")
     qrels = _qrels(tables, name)
     judged = [t for t in topics if t.qid in qrels]
@@ -408,8 +413,4 @@ def _beir(tables: Tables) -> Benchmark:
 def _irds_benchmark(suite: str, source: str) -> Benchmark:
     qrels = read_qrels(source)
     topics = [t for t in read_topics(source) if t.qid in qrels]
-    if suite == "instructir":
-        for topic in topics:
-            if INSTRUCTION not in topic.fields:
-                raise InputError(source, f"qid {topic.qid!r} has no 'instruction' field")
     return Benchmark(suite, dataset_name(source), source, topics, {"test": qrels}, None, source)
