@@ -28,7 +28,7 @@ from .io.errors import InputError
 from .io.runs import atomic_output, read_run
 from .metrics import evaluate, pmrr, robustness
 from .presets import DEFAULT_ENCODER
-from .search import query_encoder_for, search_topics
+from .search import check_positive, query_encoder_for, search_topics
 
 # FollowIR's standard score per set (the FollowIR paper, Table 2); every other set reports nDCG@10.
 STANDARD_MEASURES = {"robust04": "MAP@1000", "core17": "MAP@1000", "news21": "nDCG@5"}
@@ -64,12 +64,15 @@ def run_benchmark(
     ``output/index``). The query encoder is ``encoder``, else the index's.
     """
     started = time.monotonic()
+    check_positive(hits=hits, batch_size=batch_size)  # before any encoding
     out = Path(output)
     bench = load_benchmark(suite, data, out / "data", split)
     index_path = Path(index) if index is not None else out / "index"
     dense = _index_for(bench, index_path, encoder, batch_size, device, progress)
     model = query_encoder_for(dense, encoder, template, device)
     candidates = _write_candidates(bench, out / "top_ranked.jsonl") if bench.candidates is not None else None
+
+    runs: dict[str, str] = {}
 
     def search(kind: str, field: str | None) -> dict[str, dict[str, float]]:
         path = out / "runs" / f"{bench.name}-{kind}.trec"
@@ -87,7 +90,6 @@ def run_benchmark(
         runs[kind] = str(path.relative_to(out))
         return read_run(path)
 
-    runs: dict[str, str] = {}
     measure = standard_measure(suite, bench.name)
     if suite == "followir":
         run_og, run_changed = search("og", OG), search("changed", CHANGED)

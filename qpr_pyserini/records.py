@@ -120,9 +120,9 @@ def run_record(
         if argv[0] == "python":
             argv[0] = sys.executable
         echo(f"# {record.name}: {shlex.join(argv)}")
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        # stderr (progress bars, errors) goes straight to the terminal; stdout is kept as command-N.out
+        done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
         if done.returncode != 0:
-            echo(done.stderr.rstrip()[-2000:])
             for score in record.scores:
                 echo(f"FAIL  {record.name}  {score.measure}  command failed (exit {done.returncode})")
             return False

@@ -203,6 +203,15 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert benchmark.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "absent" in err
+    data = write_beir(tmp_path / "scifact")
+    assert (
+        benchmark.main(
+            ["--suite", "beir", "--data", str(data), "--output", str(tmp_path / "o"), "--hits", "0"]
+        )
+        == 2
+    )
+    assert "error: --hits: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "index").exists()  # refused before encoding
 
 
 def test_hub_ids_load_each_config_with_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -168,7 +168,8 @@ class Tables:
         try:
             return list(get_dataset_config_names(self.source))
         except Exception as exc:  # the hub's errors (offline, unknown id) are the user's to fix
-            raise InputError(self.source, f"cannot read the dataset from the hub: {exc}") from None
+            reason = f"no such local folder, and no hub dataset of that id ({exc})"
+            raise InputError(self.source, " ".join(reason.split())) from None
 
     def _hub_rows(self, name: str) -> list[dict[str, Any]]:
         from datasets import load_dataset
