@@ -105,3 +105,23 @@ def test_pmrr_equals_mteb_with_ties_and_missing_documents() -> None:
     )
     assert ours.score == pytest.approx(theirs, abs=1e-12)
     assert set(ours.per_query) == {"1", "2"}
+
+
+def test_export_command_writes_every_scores_file(
+    tmp_path: Path, tiny_encoder: EncoderConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for suite, data in [
+        ("beir", write_beir(tmp_path / "nfcorpus")),
+        ("beir", write_beir(tmp_path / "scifact")),
+    ]:
+        benchmark.run_benchmark(suite, data, tmp_path / data.name, encoder=tiny_encoder.model, progress=False)
+    scores = [str(tmp_path / name / "scores.json") for name in ("nfcorpus", "scifact")]
+    assert mteb_export.main(["--scores", *scores, "--output", str(tmp_path / "mt")]) == 0
+    names = sorted(
+        p.name for p in (tmp_path / "mt" / "qpr_pyserini__tiny" / "no_revision_available").iterdir()
+    )
+    assert names == ["NFCorpus.json", "SciFact.json", "model_meta.json"]
+    assert capsys.readouterr().out.count("wrote ") == 2
+    (tmp_path / "bad.json").write_text("{")
+    assert mteb_export.main(["--scores", str(tmp_path / "bad.json"), "--output", str(tmp_path / "mt")]) == 2
+    assert "bad.json:1: not JSON" in capsys.readouterr().err

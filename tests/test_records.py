@@ -99,3 +99,23 @@ def test_bad_records_name_the_file_and_field(tmp_path: Path) -> None:
     path.write_text("name: x\ntitle: t\nneeds: cpu\ncommands: []\nscores: [{measure: m, expected: 1}]\n")
     with pytest.raises(InputError, match=r"scores\[0\]"):
         records.read_record(path)
+
+
+def test_trained_arm_records_read_what_the_experiment_script_writes() -> None:
+    """The cpu-hours records look up results-<mode>.json:<arm>/*/<column>, as scripts/experiment_scifact_stance.py
+    writes them (its ARMS and COLUMNS), so a renamed arm or column fails here, not hours into a rerun."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "experiment_scifact_stance.py"
+    spec = importlib.util.spec_from_file_location("experiment_scifact_stance", script)
+    assert spec is not None and spec.loader is not None
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    slow = [r for r in records.load_records().values() if r.needs == "cpu-hours"]
+    assert len(slow) == 2
+    for record in slow:
+        for score in record.scores:
+            (source,) = score.sources
+            file, _, key = source.partition(":")
+            arm, star, column = key.split("/")
+            assert file in ("results-query-side.json", "results-full.json") and star == "*"
+            assert arm in experiment.ARMS or arm.startswith("untrained"), (record.name, arm)
+            assert column in experiment.COLUMNS, (record.name, column)
