@@ -61,6 +61,14 @@ def test_wheel_ships_the_package_code(wheel_files: set[str]) -> None:
     assert {"qpr_pyserini/presets/__init__.py", "qpr_pyserini/train/trainer.py"} <= wheel_files
 
 
+def test_wheel_ships_the_reproduction_records(wheel_files: set[str]) -> None:
+    shipped = {name for name in wheel_files if name.startswith("qpr_pyserini/repro_records/")}
+    assert {
+        f"qpr_pyserini/repro_records/{p.name}"
+        for p in (ROOT / "qpr_pyserini" / "repro_records").glob("*.yaml")
+    } == shipped
+
+
 def _declared(extra: str | None = None) -> dict[str, Requirement]:
     """The dependencies, or those of an optional extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
