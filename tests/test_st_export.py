@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from train_helpers import TEMPLATES, tiny_bert, tiny_llama, write_rows
+from train_helpers import TEMPLATES, write_rows
 
 from qpr_pyserini.config import CONFIG_FILE, EncoderConfig
 from qpr_pyserini.io.errors import InputError
@@ -25,6 +24,8 @@ from qpr_pyserini.presets.st_folder import (
     st_query_prompt,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest)
+
 # Queries end with punctuation: Promptriever's template adds '?' to the others, which a prompt cannot do.
 QUERIES = [
     "which fruit is red?",
@@ -33,25 +34,6 @@ QUERIES = [
 PASSAGES = ["apples are red", "the nile is the longest river flowing north through africa " * 4]
 INSTRUCTION = "Prefer passages written for children."
 PREFIXES = {"query_prefix": "query:  ", "passage_prefix": "passage:  "}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
-    """Last-token pooling with the EOS token appended (the tokenizer itself adds only BOS)."""
-    return tiny_llama(tmp_path_factory.mktemp("llama"))
 
 
 def _export(base: EncoderConfig, folder: Path, **settings: object) -> tuple[DenseEncoder, list[str]]:
