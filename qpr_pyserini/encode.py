@@ -8,12 +8,14 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from .cli import add_encoder_options, add_output_options, run_cli
 from .config import EncoderConfig
 from .index import IndexWriter
+from .index_record import read_index_record
 from .io.corpus import Document, count_documents, iter_corpus_shard, shard_rows
 from .io.errors import InputError
 from .modeling import DenseEncoder
@@ -33,6 +35,7 @@ def encode_corpus(
     shard_num: int = 1,
     device: str = "cpu",
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     model: DenseEncoder | None = None,
 ) -> Path:
@@ -41,8 +44,12 @@ def encode_corpus(
     The encoder is ``encoder`` (default: the ``minilm`` preset), or ``model`` if given: then ``encoder`` may be
     left out, and if given must equal ``model.config``. ``max_length`` overrides the passage length either way.
     The index records exactly the configuration that encoded it. Documents are read and encoded
-    ``batch_size`` at a time; only the vectors accumulate (in the faiss index). The folder appears only once
-    complete. Returns its path.
+    ``batch_size`` at a time, in chunks of ``16 * batch_size`` written straight to the index file, so memory
+    does not grow with the corpus. The folder appears only once complete. Returns its path.
+
+    ``resume`` continues a run of the same settings (encoder, corpus, shard, batch size) that was killed or
+    interrupted, after its last complete chunk; the result is byte for byte what one uninterrupted run writes.
+    Without such a run it starts afresh, and if the index is already complete it returns it untouched.
     """
     if batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
@@ -56,17 +63,33 @@ def encode_corpus(
         )
     documents = iter_corpus_shard(corpus, shard_id, shard_num)
     total = count_documents(corpus)
-    model = model or DenseEncoder.load(config, device)
     shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
     extra = {"corpus": str(corpus), "shard": shard}
-    with IndexWriter(index, model.dimension, config, overwrite=overwrite, extra=extra) as writer:
+    if resume and _is_complete(index, config, extra):
+        log.warning("%s is already complete; nothing to resume", index)
+        return Path(index)
+    model = model or DenseEncoder.load(config, device)
+    with IndexWriter(
+        index,
+        model.dimension,
+        config,
+        overwrite=overwrite,
+        extra=extra,
+        resume=resume,
+        resume_key={"batch_size": batch_size, "corpus_documents": total},
+    ) as writer:
         expected = None if total is None else len(shard_rows(total, shard_id, shard_num))
         bar = tqdm(
-            total=expected, desc=f"encoding {Path(str(corpus)).name}", unit="doc", disable=not progress
+            total=expected,
+            initial=writer.count,
+            desc=f"encoding {Path(str(corpus)).name}",
+            unit="doc",
+            disable=not progress,
         )
         with bar:
-            # Blocks of many batches let the encoder group passages of similar length (see DenseEncoder.embed).
-            for batch in _batches(documents, batch_size * 16):
+            # Chunks of many batches let the encoder group passages of similar length (see DenseEncoder.embed);
+            # each chunk is a checkpoint of the writer, so a resumed run skips the chunks it already holds.
+            for batch in _batches(itertools.islice(documents, writer.count, None), batch_size * 16):
                 texts, titles = [d.text for d in batch], [d.title for d in batch]
                 vectors = model.embed_passages(
                     texts, titles, batch_size=batch_size, max_length=config.passage_max_length
@@ -96,6 +119,16 @@ def _encoder_config(
                 f"model's in {', '.join(differing)}; leave it out to encode with the model",
             )
     return actual
+
+
+def _is_complete(index: str | Path, config: EncoderConfig, extra: dict[str, Any]) -> bool:
+    """Whether ``index`` is a finished index of this encoder, corpus and shard."""
+    record = read_index_record(index) if Path(index).is_dir() else None
+    return (
+        record is not None
+        and record.get("encoder") == config.to_dict()
+        and all(record.get(key) == value for key, value in extra.items())
+    )
 
 
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -133,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"presets: {', '.join(available_presets())})",
         batch_help="passages",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run of the same settings that was killed or interrupted, after its last complete "
+        "chunk (16 x --batch-size documents); without one, start afresh; an index already complete is kept",
+    )
+    ray = parser.add_argument_group("ray (see docs/scale-encoding.md)")
+    ray.add_argument(
+        "--ray-workers",
+        type=int,
+        help="encode on a Ray cluster with N workers (one per GPU with --device cuda, else one per CPU): "
+        "--index becomes a folder of N shard indexes shard-I-of-N, to search as shards or merge",
+    )
+    ray.add_argument(
+        "--ray-address",
+        help="address of a running Ray cluster (default: $RAY_ADDRESS, else a local Ray on this machine)",
+    )
     add_output_options(parser, overwrite="replace an existing index folder")
     return parser
 
@@ -141,17 +191,37 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def action() -> str:
+        options = {
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "device": args.device,
+            "overwrite": args.overwrite,
+            "resume": args.resume,
+            "progress": not args.quiet,
+        }
+        if args.ray_workers is not None:
+            if args.shard_num != 1 or args.shard_id != 0:
+                raise InputError(
+                    "--ray-workers", "splits the corpus itself: leave out --shard-id/--shard-num"
+                )
+            from .distributed_encode import encode_with_ray  # imported only here: ray is an optional extra
+
+            shards = encode_with_ray(
+                args.corpus,
+                args.index,
+                args.encoder or DEFAULT_ENCODER,
+                workers=args.ray_workers,
+                address=args.ray_address,
+                **options,
+            )
+            return f"wrote {len(shards)} shards to {args.index}"
         out = encode_corpus(
             args.corpus,
             args.index,
             args.encoder or DEFAULT_ENCODER,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
             shard_id=args.shard_id,
             shard_num=args.shard_num,
-            device=args.device,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
+            **options,
         )
         return f"wrote {out}"
 

@@ -8,7 +8,8 @@ A folder is written under a hidden temporary name beside the target (``.<name>.p
 place only when complete: an interrupted or failed run leaves no folder that looks like an index. The rename
 never replaces an index another run finished meanwhile (unless asked to overwrite). While it runs, a writer
 holds a lock on the ``.writer`` file inside its temporary folder; the next writer of the same target deletes
-the temporary folders whose lock is free, i.e. whose writer was killed.
+the temporary folders whose lock is free, i.e. whose writer was killed, or, asked to resume, adopts one and
+continues after its last checkpoint (``.progress.json``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index"
 DOCID_FILE = "docid"
 WRITER_FILE = ".writer"
+PROGRESS_FILE = ".progress.json"
 
 
 @dataclass
@@ -119,10 +122,19 @@ def read_docids(path: str | Path) -> list[str]:
 
 
 class IndexWriter:
-    """Context manager that builds an ``IndexFlatIP`` folder under a temporary name and renames it on success.
+    """Context manager that writes an ``IndexFlatIP`` folder under a temporary name and renames it on success.
 
     >>> with IndexWriter(out, dimension=384, encoder=config) as writer:
     ...     writer.add(["d1", "d2"], vectors)
+
+    Vectors go straight to the ``index`` file (faiss's own byte layout, its header completed at the end), so
+    memory does not grow with the corpus. Each ``add`` is a checkpoint: the files are flushed to disk and
+    ``PROGRESS_FILE`` records how far they are complete. With ``resume``, the writer adopts the temporary
+    folder of an earlier writer of the same target that was killed or interrupted, provided it was started
+    with the same dimension, encoder, ``extra`` and ``resume_key`` (else an InputError), and continues after
+    its last checkpoint (``count`` says how many documents it holds); without one it starts afresh.
+    Bad input (a ValueError) removes the temporary folder; any other exception (an interrupt, a crash)
+    leaves it for ``resume`` (the next writer without ``resume`` removes it).
     """
 
     def __init__(
@@ -133,6 +145,8 @@ class IndexWriter:
         *,
         overwrite: bool = False,
         extra: dict[str, Any] | None = None,
+        resume: bool = False,
+        resume_key: dict[str, Any] | None = None,
         finish: Callable[[Path], None] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -146,6 +160,17 @@ class IndexWriter:
         self.encoder = encoder
         self.overwrite = overwrite
         self.extra = extra or {}
+        self.resume = resume
+        self.settings = json.loads(
+            json.dumps(
+                {
+                    "dimension": dimension,
+                    "encoder": encoder.to_dict() if encoder else None,
+                    "extra": self.extra,
+                    **(resume_key or {}),
+                }
+            )
+        )
         self.finish = finish  # called with the complete temporary folder, before it is renamed into place
         self.count = 0
         self._seen: set[str] = set()
@@ -153,17 +178,55 @@ class IndexWriter:
     def __enter__(self) -> IndexWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{self.path.name}.partial-"
-        for folder in self.path.parent.iterdir():
-            if folder.name.startswith(prefix):
-                _remove_if_abandoned(folder)
-        self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
-        self._tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a finished index is an ordinary folder
-        self._lock = _hold_writer_lock(self._tmp)
-        self._index = faiss.IndexFlatIP(self.dimension)
-        self._docids = open(self._tmp / DOCID_FILE, "w")  # noqa: SIM115  (closed in __exit__)
+        adopted = None
+        for folder in sorted(self.path.parent.iterdir()):
+            if not folder.name.startswith(prefix) or (lock := _lock_if_abandoned(folder)) is None:
+                continue
+            progress = _read_progress(folder) if self.resume and adopted is None else None
+            if progress is None:
+                log.warning("removing %s, left behind by an index writer that did not finish", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+                lock.close()
+                continue
+            if progress["settings"] != self.settings:
+                lock.close()
+                differing = sorted(
+                    key
+                    for key in {*progress["settings"], *self.settings}
+                    if progress["settings"].get(key) != self.settings.get(key)
+                )
+                raise InputError(
+                    str(self.path),
+                    f"cannot resume: the unfinished run in {folder.name} used another {', '.join(differing)}; "
+                    "run without --resume to discard it and start over",
+                )
+            adopted = (folder, lock, progress)
+        if adopted is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+            self._tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a finished index is an ordinary folder
+            self._lock = _hold_writer_lock(self._tmp)
+            self._vectors = open(self._tmp / INDEX_FILE, "wb")  # noqa: SIM115  (closed in __exit__)
+            self._vectors.write(_flat_header(self.dimension, 0))
+            self._docids = open(self._tmp / DOCID_FILE, "wb")  # noqa: SIM115
+            self._checkpoint()
+        else:
+            self._tmp, self._lock, progress = adopted
+            self._lock.seek(0)
+            self._lock.truncate()
+            self._lock.write(f"{os.getpid()}@{socket.gethostname()}\n".encode())
+            self._lock.flush()
+            self.count = progress["documents"]
+            self._vectors = open(self._tmp / INDEX_FILE, "r+b")  # noqa: SIM115
+            self._vectors.truncate(len(_flat_header(self.dimension, 0)) + 4 * self.dimension * self.count)
+            self._vectors.seek(0, os.SEEK_END)
+            self._docids = open(self._tmp / DOCID_FILE, "r+b")  # noqa: SIM115
+            self._docids.truncate(progress["docid_bytes"])
+            self._seen = set(self._docids.read().decode("utf-8").splitlines())
+            log.info("resuming %s after %d documents (%s)", self.path, self.count, self._tmp.name)
         return self
 
     def add(self, docids: Sequence[str], vectors: np.ndarray) -> None:
+        """Append documents and their vectors, then checkpoint (see the class docstring)."""
         if vectors.shape != (len(docids), self.dimension):
             raise ValueError(
                 f"expected vectors of shape ({len(docids)}, {self.dimension}), got {vectors.shape}"
@@ -172,21 +235,36 @@ class IndexWriter:
             if docid in self._seen:
                 raise ValueError(f"duplicate doc id {docid!r} in the index being written")
             self._seen.add(docid)
-        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._docids.writelines(f"{d}\n" for d in docids)
+        self._vectors.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self._docids.write("".join(f"{d}\n" for d in docids).encode("utf-8"))
         self.count += len(docids)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Make the files durable, then record how much of them is complete (atomically)."""
+        for handle in (self._vectors, self._docids):
+            handle.flush()
+            os.fsync(handle.fileno())
+        progress = {"documents": self.count, "docid_bytes": self._docids.tell(), "settings": self.settings}
+        (self._tmp / f"{PROGRESS_FILE}.tmp").write_text(json.dumps(progress))
+        os.replace(self._tmp / f"{PROGRESS_FILE}.tmp", self._tmp / PROGRESS_FILE)
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._docids.close()
+        keep = exc_type is not None and not issubclass(exc_type, ValueError)
         try:
             if exc_type is None:
                 self._finish()
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)  # gone already when renamed into place
+            self._vectors.close()
+            self._docids.close()
+            if not keep:
+                shutil.rmtree(self._tmp, ignore_errors=True)  # gone already when renamed into place
             self._lock.close()
 
     def _finish(self) -> None:
-        faiss.write_index(self._index, str(self._tmp / INDEX_FILE))
+        self._vectors.seek(0)
+        self._vectors.write(_flat_header(self.dimension, self.count))
+        self._vectors.flush()
         record = {
             "format": 1,
             "created_by": f"qpr_pyserini {__version__}",
@@ -196,6 +274,7 @@ class IndexWriter:
             **self.extra,
         }
         (self._tmp / INDEX_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        (self._tmp / PROGRESS_FILE).unlink()
         if self.finish is not None:
             self.finish(self._tmp)
         (self._tmp / WRITER_FILE).unlink()  # the lock stays held (on the open file) until __exit__ ends
@@ -213,34 +292,59 @@ class IndexWriter:
             ) from None
 
 
-def _hold_writer_lock(folder: Path) -> IO[str]:
+def _flat_header(dimension: int, count: int) -> bytes:
+    """The bytes ``faiss.write_index`` puts before the vectors of an ``IndexFlatIP`` holding ``count`` of them.
+
+    Taken from faiss's own serialisation of an empty index: ``IxFI``, d (int32), ntotal (int64), two unused
+    int64, is_trained (uint8), metric (int32), then the vector data's length in floats (uint64).
+    """
+    empty = faiss.serialize_index(faiss.IndexFlatIP(dimension)).tobytes()
+    if len(empty) != 45 or empty[:4] != b"IxFI":
+        raise RuntimeError(
+            f"faiss {faiss.__version__} serialises IndexFlatIP in a layout this writer does not know"
+        )
+    return empty[:8] + struct.pack("<q", count) + empty[16:37] + struct.pack("<Q", count * dimension)
+
+
+def _read_progress(folder: Path) -> dict[str, Any] | None:
+    """An abandoned temporary folder's last checkpoint, or None if it has none (nothing to resume)."""
+    try:
+        progress = json.loads((folder / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return (
+        progress
+        if isinstance(progress, dict) and {"documents", "docid_bytes", "settings"} <= progress.keys()
+        else None
+    )
+
+
+def _hold_writer_lock(folder: Path) -> IO[bytes]:
     """Lock a new ``WRITER_FILE`` in ``folder`` (it names this process) and return it open: the lock lasts
     until it is closed or the process dies. The file appears under its name only once locked."""
     fd, name = tempfile.mkstemp(prefix=f"{WRITER_FILE}-", dir=folder)
-    handle = os.fdopen(fd, "w")
+    handle = os.fdopen(fd, "wb")
     fcntl.flock(handle, fcntl.LOCK_EX)
-    handle.write(f"{os.getpid()}@{socket.gethostname()}\n")
+    handle.write(f"{os.getpid()}@{socket.gethostname()}\n".encode())
     handle.flush()
     os.rename(name, folder / WRITER_FILE)
     return handle
 
 
-def _remove_if_abandoned(folder: Path) -> None:
-    """Delete a temporary index folder whose writer is gone: its ``WRITER_FILE`` exists but nobody holds its lock.
-
-    A folder without that file is left alone (a writer may be just starting, or it predates the lock).
-    """
+def _lock_if_abandoned(folder: Path) -> IO[bytes] | None:
+    """Lock the ``WRITER_FILE`` of a temporary index folder whose writer is gone (nobody holds its lock) and
+    return it open; None when a running writer holds it, or the folder has no such file (a writer may be just
+    starting, or it predates the lock)."""
     try:
-        handle = open(folder / WRITER_FILE, "rb+")  # noqa: SIM115  (closed below; writable for NFS locks)
+        handle = open(folder / WRITER_FILE, "rb+")  # noqa: SIM115  (the caller closes it; writable for NFS locks)
     except OSError:
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held by a running writer (or locks unsupported here): not ours to delete
-            return
-        log.warning("removing %s, left behind by an index writer that did not finish", folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by a running writer (or locks unsupported here): not ours to touch
+        handle.close()
+        return None
+    return handle
 
 
 def _umask() -> int:

@@ -1,5 +1,8 @@
 """The main job: encode SciFact once, search it with and without instructions, print the scores.
 
+With ``--all`` or record names it instead reruns the reproduction records (``qpr_pyserini/repro_records``,
+see :mod:`qpr_pyserini.records`) and prints one ``OK`` / ``FAIL`` line per score.
+
 ``python -m qpr_pyserini.repro`` reproduces all-MiniLM-L6-v2 on BEIR SciFact test (MTEB: nDCG@10 64.51) and
 searches the same collection under the SciFact-stance instructions (og, changed, matching) with p-MRR.
 Every artefact (index, runs, scores.json) lands under ``--out``.
@@ -23,6 +26,7 @@ from .io.topics import read_topics
 from .metrics import evaluate, pmrr
 from .modeling import DenseEncoder
 from .presets import DEFAULT_ENCODER, resolve_encoder
+from .records import load_records, run_records
 from .search import search_topics
 
 # run name -> (topic field holding the instruction, qrels judging it; None: the run only feeds p-MRR, since
@@ -139,7 +143,41 @@ def main(argv: list[str] | None = None) -> int:
         encoder_help=f"encoder preset or folder (default {DEFAULT_ENCODER})",
         batch_help="texts",
     )
+    records = parser.add_argument_group("reproduction records (instead of the main job)")
+    records.add_argument("names", nargs="*", metavar="NAME", help="rerun these records (any needs)")
+    records.add_argument("--all", action="store_true", help="rerun every record that runs here on CPU")
+    records.add_argument("--include-slow", action="store_true", help="with --all: also the CPU-hours ones")
+    records.add_argument("--include-gpu", action="store_true", help="with --all: also the GPU + hub ones")
+    records.add_argument("--list", action="store_true", help="list the records and what each needs")
+    records.add_argument(
+        "--work",
+        type=Path,
+        default=Path("out/repro-records"),
+        help="records' outputs (default out/repro-records)",
+    )
+    records.add_argument("--indexes", type=Path, help="indexes shared by records (default WORK/indexes)")
     args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(f"{r.name:<44}{r.needs:<11}{r.title}" for r in load_records().values()))
+        return 0
+    if args.all or args.names:
+        passed: list[bool] = []
+
+        def rerun() -> None:
+            if args.all and args.names:
+                raise InputError("--all", "give --all or record names, not both")
+            passed.append(
+                run_records(
+                    args.names,
+                    args.data,
+                    args.work,
+                    args.indexes,
+                    include_slow=args.include_slow,
+                    include_gpu=args.include_gpu,
+                )
+            )
+
+        return run_cli(rerun) or (0 if all(passed) else 1)
 
     def action() -> str:
         scores = run(

@@ -60,3 +60,40 @@ def tiny_topics(tmp_path: Path) -> Path:
         {"_id": "q3", "text": "kiwi", "inst": "green"},
     ]
     return write_jsonl(tmp_path / "queries.jsonl", rows)
+
+
+# ----- tiny models and training rows shared by the training, reference-loss and export tests (module scope)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> object:
+    """Tiny models run fastest on one thread (and do not spin against other jobs on a 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
+    from train_helpers import tiny_bert as build
+
+    return build(tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
+    """A tiny random Llama: last-token pooling with the EOS token appended (its tokenizer adds only BOS)."""
+    from train_helpers import tiny_llama
+
+    return tiny_llama(tmp_path_factory.mktemp("llama"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training rows (train_helpers.write_rows) as a JSONL file."""
+    from train_helpers import write_rows
+
+    return write_rows(tmp_path_factory.mktemp("data") / "train.jsonl")

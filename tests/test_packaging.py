@@ -61,9 +61,19 @@ def test_wheel_ships_the_package_code(wheel_files: set[str]) -> None:
     assert {"qpr_pyserini/presets/__init__.py", "qpr_pyserini/train/trainer.py"} <= wheel_files
 
 
-def _declared() -> dict[str, Requirement]:
+def test_wheel_ships_the_reproduction_records(wheel_files: set[str]) -> None:
+    shipped = {name for name in wheel_files if name.startswith("qpr_pyserini/repro_records/")}
+    assert {
+        f"qpr_pyserini/repro_records/{p.name}"
+        for p in (ROOT / "qpr_pyserini" / "repro_records").glob("*.yaml")
+    } == shipped
+
+
+def _declared(extra: str | None = None) -> dict[str, Requirement]:
+    """The dependencies, or those of an optional extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [Requirement(r) for r in project["dependencies"]]
+    listed = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    requirements = [Requirement(r) for r in listed]
     return {canonicalize_name(r.name): r for r in requirements}
 
 
@@ -75,7 +85,8 @@ def test_every_imported_distribution_is_declared() -> None:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    third_party = modules - set(sys.stdlib_module_names) - {"qpr_pyserini"}
+    # ray is an optional extra, imported only by encode --ray-workers
+    third_party = modules - set(sys.stdlib_module_names) - {"qpr_pyserini", *_declared("ray")}
     owners = importlib.metadata.packages_distributions()
     undeclared = {
         module: owners.get(module)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from train_helpers import TOPICS, tiny_bert, tiny_llama, write_rows
+from train_helpers import TOPICS, tiny_bert, tiny_llama
 
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.io.errors import InputError
@@ -27,6 +27,8 @@ from qpr_pyserini.train.data import Passage, TrainExample, TrainGroup
 from qpr_pyserini.train.loss import QPRConfig
 from qpr_pyserini.train.model import InstructionRetrieverModel
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest)
+
 GROUP = 3
 TEMPERATURE = 0.01  # the contrastive temperature (Promptriever's, the --temperature default)
 # (query, instruction or None, positive topic, negative topics): instruction rows and plain rows, one query
@@ -37,24 +39,6 @@ ROWS = [
     ("moon phases.", "Prefer passages written for children.", "moon", ("apple", "river")),
     ("learn piano", "Find documents about health.", "piano", ("coffee", "volcano")),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
-    return tiny_llama(tmp_path_factory.mktemp("llama"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_rows(tmp_path_factory.mktemp("data") / "train.jsonl")
 
 
 def reference_args(encoder: str, data: Path, output: Path, *extra: str) -> list[str]:

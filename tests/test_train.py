@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from train_helpers import TEMPLATES, tiny_bert, tiny_llama, write_rows
+from train_helpers import TEMPLATES
 
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.index import IndexWriter, load_index
@@ -29,33 +29,11 @@ from qpr_pyserini.train.model import (
     lora_targets,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest)
+
 QUERIES = ["apple fruit nutrition", "longest river"]
 INSTRUCTIONS = ["Find documents about health.", "Prefer passages written for children."]
 PROBE = ["learn piano", "coffee brewing"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    """Tiny models run fastest on one thread (and do not spin against other jobs on a 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
-    return tiny_bert(tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
-    return tiny_llama(tmp_path_factory.mktemp("llama"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_rows(tmp_path_factory.mktemp("data") / "train.jsonl")
 
 
 def cli(encoder: str | Path, data: Path, output: Path, *extra: str) -> list[str]:
@@ -81,6 +59,7 @@ def model_for(config: EncoderConfig, template: str, **qpr: object) -> Instructio
 def test_query_component_pools_the_query_tokens(
     request: pytest.FixtureRequest, backbone: str, template: str, span_pooling: str
 ) -> None:
+
     model = model_for(request.getfixturevalue(backbone), template, span_pooling=span_pooling)
     encoder = model.encoder
     formatted = encoder.format_queries(QUERIES, INSTRUCTIONS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import pickle
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from qpr_pyserini.train.data import (
     GroupSampler,
     Passage,
     TrainExample,
+    TrainingRows,
     read_training_data,
     write_training_data,
 )
@@ -124,11 +127,35 @@ def test_saved_dataset_folder_and_parquet_share_row_parsing(tmp_path: Path) -> N
     datasets.DatasetDict({"dev": dataset}).save_to_disk(str(tmp_path / "saved_dict"))
     dataset.to_parquet(str(tmp_path / "rows.parquet"))
 
-    assert read_training_data(tmp_path / "saved") == expected
-    assert read_training_data(tmp_path / "saved_dict", split="dev") == expected
-    assert read_training_data(tmp_path / "rows.parquet") == expected
+    assert list(read_training_data(tmp_path / "saved")) == list(expected)
+    assert list(read_training_data(tmp_path / "saved_dict", split="dev")) == list(expected)
+    assert list(read_training_data(tmp_path / "rows.parquet")) == list(expected)
     with pytest.raises(InputError, match="no split 'train'"):
         read_training_data(tmp_path / "saved_dict")
+
+
+def test_jsonl_rows_stay_in_a_cached_arrow_table_and_are_parsed_when_read(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", [TEVATRON_ROW, PROMPTRIEVER_ROW, PLAIN_PROMPTRIEVER_ROW])
+    rows = read_training_data(source)
+    assert isinstance(rows, TrainingRows) and len(rows) == 3
+    (arrow,) = [f["filename"] for f in rows.table.cache_files]  # memory-mapped from disk, not in memory
+    assert rows[1] == rows[-2] and rows[1] is not rows[1]  # a new TrainExample each time it is read
+    assert [e.query_id for e in pickle.loads(pickle.dumps(rows))] == [e.query_id for e in rows]
+    assert [f["filename"] for f in read_training_data(source).table.cache_files] == [arrow]  # cached
+    write_jsonl(source, [PROMPTRIEVER_ROW])
+    os.utime(source, ns=(1, 1))  # a changed file (here: another modification time) is read again
+    assert [e.query_id for e in read_training_data(source)] == [str(PROMPTRIEVER_ROW["query_id"])]
+    with pytest.raises(IndexError):
+        rows[3]
+
+
+def test_group_sampler_draws_the_same_groups_from_arrow_rows(tmp_path: Path) -> None:
+    rows = read_training_data(write_jsonl(tmp_path / "rows.jsonl", [TEVATRON_ROW, PROMPTRIEVER_ROW] * 3))
+    arrow, listed = (GroupSampler(r, group_size=3, instruction_negatives=1) for r in (rows, list(rows)))
+    for epoch in (0, 1):
+        arrow.set_epoch(epoch)
+        listed.set_epoch(epoch)
+        assert [arrow[i].passages for i in range(len(rows))] == [listed[i].passages for i in range(len(rows))]
 
 
 def test_plain_folder_is_not_a_dataset(tmp_path: Path) -> None:
@@ -146,8 +173,10 @@ def test_hub_id_goes_to_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert read_training_data("samaya-ai/msmarco-w-instructions", limit=1)[0].instruction is not None
+    # a dataset's rows are parsed when read
+    rows = read_training_data("samaya-ai/msmarco-w-instructions", split="dev")
     with pytest.raises(InputError, match=r"^samaya-ai/msmarco-w-instructions\[dev\]:2: .*no positive"):
-        read_training_data("samaya-ai/msmarco-w-instructions", split="dev")
+        rows[1]
     assert calls == [
         ("samaya-ai/msmarco-w-instructions", "train"),
         ("samaya-ai/msmarco-w-instructions", "dev"),
@@ -160,7 +189,7 @@ def test_write_read_round_trip(tmp_path: Path, name: str) -> None:
         write_jsonl(tmp_path / "in.jsonl", [TEVATRON_ROW, PROMPTRIEVER_ROW, PLAIN_PROMPTRIEVER_ROW])
     )
     assert write_training_data(tmp_path / "out" / name, examples) == 3
-    assert read_training_data(tmp_path / "out" / name) == examples
+    assert list(read_training_data(tmp_path / "out" / name)) == list(examples)
     assert [p.name for p in (tmp_path / "out").iterdir()] == [name]
 
 

@@ -15,3 +15,7 @@ class InputError(ValueError):
         self.reason = reason
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:
+        """Pickle by the constructor's arguments, so the error crosses process boundaries (Ray, DataLoader)."""
+        return type(self), (self.path, self.reason, self.line)

@@ -10,6 +10,12 @@ Row schemas, detected per row:
   ``d_inst_negatives``, read as instruction negatives placed before ``new_negatives``.
 
 Passages are ``{docid, title, text}``; ``docid`` may be missing (read as "") and ``title`` defaults to "".
+
+Rows stay in Arrow (a memory-mapped Hugging Face ``datasets.Dataset``) and each is parsed into a TrainExample
+when it is read, so memory does not grow with the training set (Promptriever's has 980k rows). A JSONL file is
+converted once, line by line, into an Arrow table of its lines (each checked on the way, so a bad row is
+reported with its file and line before training starts), cached in the ``datasets`` cache
+(``$HF_DATASETS_CACHE``) and found again while the file keeps its path, size and modification time.
 """
 
 from __future__ import annotations
@@ -17,18 +23,24 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Dataset
 
 from qpr_pyserini.io._read import as_id, iter_json_records
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import atomic_output
+
+if TYPE_CHECKING:
+    import datasets
+
+log = logging.getLogger(__name__)
 
 # Files written by ``datasets.Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``.
 _SAVED_DATASET = "state.json"
@@ -59,28 +71,96 @@ class TrainExample:
     instruction_negatives: list[Passage] = field(default_factory=list)
 
 
-def read_training_data(
-    source: str | Path, *, split: str = "train", limit: int | None = None
-) -> list[TrainExample]:
+class TrainingRows(Sequence[TrainExample]):
+    """Training rows held in Arrow, each parsed into a TrainExample when read (errors name ``where`` and the
+    row's line: the file line of a JSONL source, the row number from 1 of a dataset)."""
+
+    def __init__(self, table: datasets.Dataset, where: str, *, lines: bool) -> None:
+        """``lines``: ``table`` holds JSONL lines (columns ``line``, ``json``), else the rows themselves."""
+        self.table = table
+        self.where = where
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> TrainExample:  # type: ignore[override]  (no slices)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"row {i} of {len(self)}")
+        i %= len(self)
+        row = self.table[i]
+        if self.lines:
+            return _parse_example(json.loads(row["json"]), self.where, row["line"])
+        return _parse_example(row, self.where, i + 1)
+
+    def __iter__(self) -> Iterator[TrainExample]:
+        return (self[i] for i in range(len(self)))
+
+
+def read_training_data(source: str | Path, *, split: str = "train", limit: int | None = None) -> TrainingRows:
     """Read training rows from a JSONL[.gz] file, a ``.parquet`` file, a ``save_to_disk`` folder or a hub id.
 
     A local path always wins; anything else that looks like ``owner/name`` goes to
     ``datasets.load_dataset(source, split=split)`` (needs network). ``split`` also picks the split of a
-    saved ``DatasetDict``. ``limit`` keeps the first rows only. Bad rows raise InputError with file and line.
+    saved ``DatasetDict``. ``limit`` keeps the first rows only. The rows stay in Arrow (see the module
+    docstring). Bad rows raise InputError with file and line: a JSONL file's here, a dataset's when read.
     """
     if limit is not None and limit < 0:
         raise InputError("--limit", f"must be >= 0, got {limit}")
     path = Path(source)
+    if path.is_file() and path.suffix != ".parquet":
+        return TrainingRows(_jsonl_lines(path, limit), str(path), lines=True)
     if path.is_dir():
-        rows = _saved_dataset_rows(path, split)
+        table = _saved_dataset(path, split)
     elif path.is_file():
-        rows = _parquet_rows(path) if path.suffix == ".parquet" else iter_json_records(path)
+        table = _parquet(path)
     elif _HUB_ID.fullmatch(str(source)) and not str(source).endswith(_FILE_SUFFIXES):
-        rows = _hub_rows(str(source), split)
+        table = _hub_dataset(str(source), split)
     else:
         raise InputError(str(source), "no such file or folder")
-    where = f"{source}[{split}]" if not path.exists() or path.is_dir() else str(path)
-    return [_parse_example(record, where, line_no) for line_no, record in itertools.islice(rows, limit)]
+    if limit is not None and limit < len(table):
+        table = table.select(range(limit))
+    return TrainingRows(table, str(path) if path.is_file() else f"{source}[{split}]", lines=False)
+
+
+def _jsonl_lines(path: Path, limit: int | None) -> datasets.Dataset:
+    """The (first ``limit``) lines of a JSONL[.gz] file as an Arrow table (``line``, ``json``), each row
+    checked on the way; cached by ``datasets`` under the file's resolved path, size and modification time."""
+    import datasets
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    stat = path.stat()
+    quiet = are_progress_bars_disabled()
+    disable_progress_bars()  # CLI output stays clean; the conversion is logged instead
+    log.info("reading %s into Arrow (once: cached while the file is unchanged)", path)
+    try:
+        return datasets.Dataset.from_generator(
+            _checked_lines,
+            features=datasets.Features({"line": datasets.Value("int64"), "json": datasets.Value("string")}),
+            gen_kwargs={
+                "where": str(path),
+                "resolved": str(path.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "limit": limit,
+            },
+        )
+    except datasets.exceptions.DatasetGenerationError as err:
+        if isinstance(err.__cause__, InputError):
+            raise err.__cause__ from None
+        raise
+    finally:
+        if not quiet:
+            enable_progress_bars()
+
+
+def _checked_lines(
+    where: str, resolved: str, size: int, mtime_ns: int, limit: int | None
+) -> Iterator[dict[str, Any]]:
+    """The generator behind :func:`_jsonl_lines` (``size`` and ``mtime_ns`` only key the cache)."""
+    for line_no, record in itertools.islice(iter_json_records(Path(resolved)), limit):
+        _parse_example(record, where, line_no)
+        yield {"line": line_no, "json": json.dumps(record, ensure_ascii=False)}
 
 
 def _parse_example(record: Mapping[str, Any], where: str, line_no: int) -> TrainExample:
@@ -162,7 +242,7 @@ class GroupSampler(Dataset):
 
     def __init__(
         self,
-        examples: list[TrainExample],
+        examples: Sequence[TrainExample],
         group_size: int = 16,
         instruction_negatives: int = 3,
         seed: int = 42,
@@ -281,13 +361,8 @@ def _passage_record(passage: Passage) -> dict[str, str]:
     return {"docid": passage.docid, "title": passage.title, "text": passage.text}
 
 
-def _numbered(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """Number dataset rows from 1, like file lines."""
-    return enumerate(rows, start=1)
-
-
-def _saved_dataset_rows(path: Path, split: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """Rows of a ``save_to_disk`` folder (a Dataset, or a DatasetDict from which ``split`` is taken)."""
+def _saved_dataset(path: Path, split: str) -> datasets.Dataset:
+    """A ``save_to_disk`` folder's Dataset (of a DatasetDict: its ``split``), memory-mapped."""
     if not (path / _SAVED_DATASET).is_file() and not (path / _SAVED_DATASET_DICT).is_file():
         raise InputError(str(path), "folder is not a dataset saved with datasets' save_to_disk")
     import datasets  # imported lazily: slow, and only dataset sources need it
@@ -297,23 +372,22 @@ def _saved_dataset_rows(path: Path, split: str) -> Iterator[tuple[int, Mapping[s
         if split not in dataset:
             raise InputError(str(path), f"no split {split!r} (splits: {', '.join(dataset)})")
         dataset = dataset[split]
-    return _numbered(dataset)
+    return dataset
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _parquet(path: Path) -> datasets.Dataset:
     import datasets
 
-    return _numbered(datasets.load_dataset("parquet", data_files=str(path), split="train"))
+    return datasets.load_dataset("parquet", data_files=str(path), split="train")
 
 
-def _hub_rows(dataset_id: str, split: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """Rows of a Hugging Face hub dataset; a failure to load (e.g. offline) is an InputError."""
+def _hub_dataset(dataset_id: str, split: str) -> datasets.Dataset:
+    """A Hugging Face hub dataset's split; a failure to load (e.g. offline) is an InputError."""
     import datasets
 
     try:
-        dataset = datasets.load_dataset(dataset_id, split=split)
+        return datasets.load_dataset(dataset_id, split=split)
     except Exception as exc:  # datasets raises many types (network, missing split, unknown id)
         raise InputError(
             dataset_id, f"not a local path, and loading it from the Hugging Face hub failed: {exc}"
         ) from None
-    return _numbered(dataset)

@@ -3,7 +3,8 @@
 What differs from the stock Trainer: the loss (gathered across ranks, scaled for DDP's gradient averaging,
 its two terms logged), the collator (TrainGroups -> token batches, or index vectors in query-side mode), and
 saving: every checkpoint and the final output folder is an encoder folder (backbone or LoRA adapter,
-tokenizer and ``qpr_encoder.json``) that ``--encoder FOLDER`` loads directly in encode and search.
+tokenizer and ``qpr_encoder.json``) that ``--encoder FOLDER`` loads directly in encode and search, and that
+``SentenceTransformer(FOLDER)`` (and so MTEB) loads too (see docs/model-folders.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..config import EncoderConfig
 from ..index import DenseIndex
 from ..modeling import Batch, DenseEncoder
+from ..presets.st_folder import save_sentence_transformers_folder
 from ..text_pipeline import TextPipeline
 from .data import GroupSampler, TrainGroup
 from .distributed import scale_for_ddp, world_size
@@ -155,7 +157,7 @@ class QPRTrainer(Trainer):
 
     # ----- saving and resuming -------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict[str, Tensor] | None = None) -> None:
-        """Write a searchable encoder folder (and the training arguments, as the stock Trainer does)."""
+        """Write an encoder folder that sentence-transformers loads too (and the training arguments)."""
         output_dir = output_dir or self.args.output_dir
         if not self.args.should_save:
             return
@@ -163,9 +165,8 @@ class QPRTrainer(Trainer):
         encoder = self.encoder
         if state_dict is not None:  # DeepSpeed / FSDP hand over the gathered weights of the whole model
             state_dict = {k.removeprefix(BACKBONE_PREFIX): v for k, v in state_dict.items()}
-        encoder.backbone.save_pretrained(output_dir, state_dict=state_dict)
-        encoder.tokenizer.save_pretrained(output_dir)
-        saved_encoder_config(encoder, output_dir, self.passage_encoder).save(output_dir)
+        config = saved_encoder_config(encoder, output_dir, self.passage_encoder)
+        save_sentence_transformers_folder(encoder, output_dir, config, state_dict)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def save_merged(self, output_dir: str | Path) -> None:
