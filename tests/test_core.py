@@ -256,8 +256,11 @@ def test_search_cli_errors_are_one_line(
     assert search.main(["--index", str(built), "--topics", str(topics), "--output", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "t.jsonl:2" in err[0]
+    not_an_index = tmp_path / "plain-folder"  # (tmp_path itself holds the index `built`: a folder of shards)
+    not_an_index.mkdir()
     assert (
-        search.main(["--index", str(tmp_path), "--topics", str(topics), "--output", str(tmp_path / "r")]) == 2
+        search.main(["--index", str(not_an_index), "--topics", str(topics), "--output", str(tmp_path / "r")])
+        == 2
     )
     assert "not a Pyserini FAISS index" in capsys.readouterr().err
 
