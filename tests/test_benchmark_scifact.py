@@ -1,12 +1,11 @@
 """The benchmark command with the real all-MiniLM-L6-v2 on SciFact-stance (the issue's "done when"): FollowIR
 protocol reproduces the README's p-MRR +1.02 and nDCG@10 77.23, and its MTEB export loads in mteb.
 
-Encodes SciFact (minutes on CPU) unless ``$QPR_MINILM_INDEX`` names a MiniLM index of it to reuse.
+Reuses the MiniLM index of SciFact that the main job's end-to-end test built (``minilm_repro`` in conftest).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_followir_protocol_reproduces_the_reference_on_scifact_stance(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, minilm_repro: Path, tmp_path: Path
 ) -> None:
     mteb = pytest.importorskip("mteb")
-    index = os.environ.get("QPR_MINILM_INDEX") or tmp_path / "index"
+    (index,) = minilm_repro.glob("index-*")
     argv = [
         "--suite",
         "followir",
