@@ -1,23 +1,24 @@
-"""SciFact-attributes experiment: does the query-preserving regularizer help where instructions change relevance?
+"""SciFact-attributes experiment: does QPR help all-MiniLM-L6-v2 where instructions change relevance?
 
-all-MiniLM-L6-v2 fine-tuned on the instruction set built from SciFact (docs/instruction-data.md: topic queries,
-study-design instructions such as "only animal studies" / "exclude animal studies"), five arms:
+all-MiniLM-L6-v2 fine-tuned on the instruction set built from SciFact (docs/instruction-data.md: topic
+queries, study-design instructions such as "only animal studies" / "exclude animal studies"), five arms:
   untrained      the model as shipped
   plain          the plain rows only (topic word, no instruction)
   promptriever   plain + instruction rows, the first 3 instruction negatives (``new_negatives``) per group
   qpr-reference  promptriever + the regularizer with the loss choices of ``--qpr-preset reference``
   qpr-dev        qpr-reference with the weight and temperature that the dev split prefers (GRID, one seed)
-Every trained arm uses the same text (the minilm preset's ``"{query} {instruction}"``) and the same negatives, so
-the QPR arms differ from the recipe in the loss alone. Each model is scored on the set's test split (p-MRR og vs
-changed, nDCG@10 under og, on-topic documents in the top 10), on SciFact test (nDCG@10) and on SciFact-stance test
-(p-MRR). Every step is cached under --work, so re-running resumes.
+Every trained arm uses the same text (the minilm preset's ``"{query} {instruction}"``) and the same
+negatives, so the QPR arms differ from the recipe in the loss alone. Each model is scored on the set's test
+split (p-MRR og vs changed, nDCG@10 under og, on-topic documents in the top 10), on SciFact test (nDCG@10) and
+on SciFact-stance test (p-MRR). Every step is cached under --work, so re-running resumes.
 
     .venv/bin/python scripts/experiment_scifact_attributes.py --mode query-side --seeds 1 2 3
     .venv/bin/python scripts/experiment_scifact_attributes.py --mode full --seeds 1 --passage-max-length 64
-    .venv/bin/python scripts/experiment_scifact_attributes.py --summarize docs/results/experiments-scifact-attributes
+    .venv/bin/python scripts/experiment_scifact_attributes.py --summarize docs/results/scifact-attributes
 
-Query-side mode trains only the query encoder against the fixed MiniLM index; full mode trains the shared encoder
-and re-indexes the corpus with each trained model (passages cut to --passage-max-length in training and index).
+Query-side mode trains only the query encoder against the fixed MiniLM index; full mode trains the shared
+encoder and re-indexes the corpus with each trained model (passages cut to --passage-max-length in training
+and in the index).
 """
 
 from __future__ import annotations

