@@ -53,6 +53,8 @@ GRID = [(weight, temperature) for weight in (1.0, 10.0) for temperature in (0.05
 SAME_AS_ARM = {"promptriever": "promptriever", "w1-t1": "qpr-reference"}  # the preset's weight 1, raw cosines
 COLUMNS = {
     "p-MRR": "p-MRR",
+    "p-MRR only": "p-MRR, only X",
+    "p-MRR exclude": "p-MRR, exclude X",
     "p-MRR unseen": "p-MRR, unseen attribute",
     "nDCG@10 og": "nDCG@10 og",
     "on-topic@10 og": "on topic in top 10, og",
@@ -124,6 +126,21 @@ def score_split(split: Path, encoder: DenseEncoder, index: DenseIndex, runs: Pat
     }
 
 
+def pmrr_by_polarity(split: Path, runs: Path) -> dict[str, float]:
+    """p-MRR of the "only X" and the "exclude X" queries apart, from the runs ``score_split`` left in RUNS."""
+    following = pmrr(
+        read_qrels(split / "qrels_og.tsv"),
+        read_qrels(split / "qrels_changed.tsv"),
+        read_run(runs / f"{split.name}-og.trec"),
+        read_run(runs / f"{split.name}-changed.trec"),
+    ).per_query
+    polarity = {t.qid: t.fields["polarity"] for t in read_topics(split / "queries.jsonl")}
+    return {
+        f"p-MRR {side}": statistics.fmean(v for qid, v in following.items() if polarity[qid] == side)
+        for side in ("only", "exclude")
+    }
+
+
 def score_model(args: argparse.Namespace, encoder: DenseEncoder, index: DenseIndex, runs: Path) -> dict:
     """Every test number of one model."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -171,7 +188,9 @@ def run_mode(args: argparse.Namespace) -> dict:
     untrained = DenseEncoder.load(resolve_encoder("minilm"))
     result: dict = {"arms": {}}
     folder = args.work / "untrained"
-    result["arms"]["untrained"] = [scored(folder, lambda: score_model(args, untrained, base, folder))]
+    test = args.instruction_data / "test"
+    untrained_scores = scored(folder, lambda: score_model(args, untrained, base, folder))
+    result["arms"]["untrained"] = [{**untrained_scores, **pmrr_by_polarity(test, folder)}]
     if args.mode == "full":  # full-mode models index passages at --passage-max-length: compare like with like
         short = args.work / "full" / f"untrained-p{args.passage_max_length}"
 
@@ -180,7 +199,7 @@ def run_mode(args: argparse.Namespace) -> dict:
             return score_model(args, untrained, index, short)
 
         result["arms"][f"untrained (passages {args.passage_max_length} tokens)"] = [
-            scored(short, untrained_short)
+            {**scored(short, untrained_short), **pmrr_by_polarity(test, short)}
         ]
     choice = None
     if "qpr-dev" in args.arms:
@@ -200,7 +219,8 @@ def run_mode(args: argparse.Namespace) -> dict:
                     index = ensure_index(corpus, folder / "index", encoder.config)
                 return score_model(args, encoder, index, folder)
 
-            result["arms"][arm].append({"seed": seed, **scored(folder, compute)})
+            scores = {"seed": seed, **scored(folder, compute), **pmrr_by_polarity(test, folder)}
+            result["arms"][arm].append(scores)
     return result
 
 
