@@ -7,6 +7,7 @@ queries, study-design instructions such as "only animal studies" / "exclude anim
   promptriever   plain + instruction rows, the first 3 instruction negatives (``new_negatives``) per group
   qpr-reference  promptriever + the regularizer with the loss choices of ``--qpr-preset reference``
   qpr-dev        qpr-reference with the weight and temperature that the dev split prefers (GRID, one seed)
+  qpr-null       a control: qpr-reference at weight 1e-6 (the same computation, next to no gradient)
 Every trained arm uses the same text (the minilm preset's ``"{query} {instruction}"``) and the same
 negatives, so the QPR arms differ from the recipe in the loss alone. Each model is scored on the set's test
 split (p-MRR og vs changed, nDCG@10 under og, on-topic documents in the top 10), on SciFact test (nDCG@10) and
@@ -43,7 +44,7 @@ from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.search import search_topics
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINED_ARMS = ("plain", "promptriever", "qpr-reference", "qpr-dev")
+TRAINED_ARMS = ("plain", "promptriever", "qpr-reference", "qpr-dev", "qpr-null")
 # Promptriever's recipe: the first n instruction negatives of each row in stored order (n = 3, our default).
 RECIPE = ["--negatives-order", "promptriever", "--instruction-negatives", "3"]
 # The reference's loss choices on MiniLM's own text: the preset would also switch to Promptriever's
@@ -80,6 +81,8 @@ def arm_options(arm: str, choice: tuple[float, float] | None) -> list[str]:
         return RECIPE
     if arm == "qpr-reference":
         return RECIPE + REFERENCE_LOSS
+    if arm == "qpr-null":  # a control: the regularizer's extra passes (and dropout draws), not its gradient
+        return RECIPE + REFERENCE_LOSS + ["--qpr-weight", "1e-6"]
     assert choice is not None, "qpr-dev needs the dev split's choice"
     weight, temperature = choice
     return RECIPE + REFERENCE_LOSS + ["--qpr-weight", str(weight), "--qpr-temperature", str(temperature)]
@@ -238,6 +241,24 @@ def summary_table(arms: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(arms: dict[str, list[dict[str, float]]], baseline: str = "promptriever") -> str:
+    """Each trained arm minus the recipe, seed by seed (same seed, same data order): mean ± sample sd."""
+    base = {r["seed"]: r for r in arms.get(baseline, [])}
+    measures = ["p-MRR", "p-MRR unseen", "nDCG@10 og", "SciFact nDCG@10"]
+    header = f"| arm - {baseline} (x100) | seeds | " + " | ".join(measures) + " |"
+    lines = [header, "|---" * (len(measures) + 2) + "|"]
+    for arm, runs in arms.items():
+        paired = [r for r in runs if r.get("seed") in base and arm != baseline]
+        if len(paired) < 2:
+            continue
+        cells = []
+        for measure in measures:
+            diffs = [100 * (r[measure] - base[r["seed"]][measure]) for r in paired]
+            cells.append(f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}")
+        lines.append(f"| {arm} | {len(paired)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, dict], out: Path) -> None:
     """p-MRR against nDCG@10 under og, one point per arm and seed, one panel per mode."""
     import matplotlib
@@ -271,7 +292,7 @@ def summarize(work: Path, stem: Path) -> None:
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, stem.with_suffix(".png"))
     for mode, result in results.items():
-        print(f"\n{mode}\n" + summary_table(result["arms"]))
+        print(f"\n{mode}\n" + summary_table(result["arms"]) + "\n\n" + paired_table(result["arms"]))
         if "dev_grid" in result:
             print("dev grid:")
             for row in result["dev_grid"]:
