@@ -256,7 +256,7 @@ def paired_table(arms: dict[str, list[dict[str, float]]], baseline: str = "promp
             diffs = [100 * (r[measure] - base[r["seed"]][measure]) for r in paired]
             cells.append(f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}")
         lines.append(f"| {arm} | {len(paired)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else "(one seed: no paired spread)"
 
 
 def plot(results: dict[str, dict], out: Path) -> None:
@@ -293,6 +293,8 @@ def summarize(work: Path, stem: Path) -> None:
     plot(results, stem.with_suffix(".png"))
     for mode, result in results.items():
         print(f"\n{mode}\n" + summary_table(result["arms"]) + "\n\n" + paired_table(result["arms"]))
+        if "qpr-null" in result["arms"]:
+            print("\n" + paired_table(result["arms"], "qpr-null"))
         if "dev_grid" in result:
             print("dev grid:")
             for row in result["dev_grid"]:
