@@ -304,9 +304,9 @@ def summarize(work: Path, stem: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--instruction-data", type=Path, default=Path("/work/out/exp/instruction-data"))
-    parser.add_argument("--index", type=Path, default=Path("/work/out/indexes/scifact-minilm"))
-    parser.add_argument("--work", type=Path, default=Path("/work/out/exp/attributes"))
+    parser.add_argument("--instruction-data", type=Path, default=Path("out/instruction-data"))
+    parser.add_argument("--index", type=Path, default=Path("out/indexes/scifact-minilm"))
+    parser.add_argument("--work", type=Path, default=Path("out/experiment-scifact-attributes"))
     parser.add_argument("--mode", choices=["query-side", "full"], default="query-side")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--arms", nargs="+", choices=TRAINED_ARMS, default=list(TRAINED_ARMS))
