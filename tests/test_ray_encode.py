@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_jsonl
 
 from qpr_pyserini import encode
@@ -51,7 +52,12 @@ def test_two_ray_workers_give_the_one_shot_index(
         {"id": 1, "num": 2},
     ]
     merged = merge_indexes(shards, tmp_path / "merged")
-    one_shot = encode_corpus(corpus, tmp_path / "one", tiny_encoder.model, batch_size=1, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Ray workers (OMP_NUM_THREADS=1): the same kernels, the same bits
+    try:
+        one_shot = encode_corpus(corpus, tmp_path / "one", tiny_encoder.model, batch_size=1, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     for name in ("index", "docid"):
         assert (merged / name).read_bytes() == (one_shot / name).read_bytes(), name
     # a shard's bad input comes back from its worker as the one-line error, not a wrapped traceback
