@@ -35,6 +35,7 @@ def encode_corpus(
     overwrite: bool = False,
     progress: bool = True,
     model: DenseEncoder | None = None,
+    backend: str = "torch",
 ) -> Path:
     """Encode ``corpus`` (BEIR/Pyserini JSONL, a folder of them, or ``irds:<id>``) into the index folder ``index``.
 
@@ -42,7 +43,7 @@ def encode_corpus(
     left out, and if given must equal ``model.config``. ``max_length`` overrides the passage length either way.
     The index records exactly the configuration that encoded it. Documents are read and encoded
     ``batch_size`` at a time; only the vectors accumulate (in the faiss index). The folder appears only once
-    complete. Returns its path.
+    complete. Returns its path. ``backend`` (see qpr_pyserini.backends) applies to the model loaded here.
     """
     if batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
@@ -56,9 +57,9 @@ def encode_corpus(
         )
     documents = iter_corpus_shard(corpus, shard_id, shard_num)
     total = count_documents(corpus)
-    model = model or DenseEncoder.load(config, device)
+    model = model or DenseEncoder.load(config, device, backend)
     shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
-    extra = {"corpus": str(corpus), "shard": shard}
+    extra = {"corpus": str(corpus), "shard": shard, "backend": model.backend}
     with IndexWriter(index, model.dimension, config, overwrite=overwrite, extra=extra) as writer:
         expected = None if total is None else len(shard_rows(total, shard_id, shard_num))
         bar = tqdm(
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            backend=args.backend,
         )
         return f"wrote {out}"
 

@@ -70,7 +70,9 @@ def with_settings(model: DenseEncoder, **overrides: object) -> DenseEncoder:
     config = resolve_encoder(model.config, **overrides)
     if config == model.config:
         return model
-    return DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
+    copy = DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
+    copy.backend, copy.runner = model.backend, model.runner  # the runner is the same backbone, exported
+    return copy
 
 
 def query_encoder_for(
@@ -79,6 +81,7 @@ def query_encoder_for(
     template: str | None,
     device: str,
     model: DenseEncoder | None = None,
+    backend: str = "torch",
 ) -> DenseEncoder:
     """The query-side model: ``model``, else the named encoder, else the one the index records.
 
@@ -92,7 +95,7 @@ def query_encoder_for(
         raise InputError(
             str(index.path), "index has no qpr_index.json encoder record (Pyserini-built?): pass --encoder"
         )
-    return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device)
+    return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device, backend)
 
 
 @contextmanager
@@ -168,12 +171,13 @@ def search_topics(
     tag: str = "qpr",
     progress: bool = True,
     model: DenseEncoder | None = None,
+    backend: str = "torch",
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
 
     The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
     folder or configuration), else the one the index records; ``template`` overrides its template in every
-    case. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
+    case; ``backend`` (see qpr_pyserini.backends) applies to a model loaded here. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
     Inputs are checked before the model is loaded; the run file appears only when complete.
     """
     check_positive(hits=hits, batch_size=batch_size, threads=threads)
@@ -194,7 +198,7 @@ def search_topics(
         check_candidates(dense, pool, topic_list, str(candidates))
     if faiss_device != "cpu":
         dense.faiss_index = _to_gpu(dense.faiss_index, faiss_device)
-    query_model = query_encoder_for(dense, encoder, template, device, model)
+    query_model = query_encoder_for(dense, encoder, template, device, model, backend)
     if not force:
         check_compatible(dense, query_model.config, query_model.dimension)
 
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             tag=args.tag,
             progress=not args.quiet,
+            backend=args.backend,
         )
         return f"wrote {lines} lines to {args.output}"
 
