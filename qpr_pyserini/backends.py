@@ -37,6 +37,8 @@ import torch
 from .io.errors import InputError
 
 if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
     from .modeling import DenseEncoder
     from .text_pipeline import Batch
 
@@ -47,6 +49,8 @@ EXTRAS = {
     "onnx-int8": ("onnxruntime", "onnx"),
 }
 OPSET = 17
+EXPORT_ATTENTION = "eager"  # a smaller graph than SDPA's masking, and one that ONNX Runtime's optimizer fuses
+FUSED_MODEL_TYPES = ("bert",)  # ONNX Runtime's BERT fusions (Attention, EmbedLayerNorm) assume BERT's positions
 INPUTS = ("input_ids", "attention_mask")
 CACHE_ENV = "QPR_PYSERINI_CACHE"
 Runner = Callable[["Batch"], torch.Tensor]
@@ -83,7 +87,9 @@ def use_backend(encoder: DenseEncoder, backend: str) -> DenseEncoder:
             f"{backend} exports float32 weights, but the encoder loads {dtype}: set its dtype to float32",
         )
     onnx_file = exported_model(encoder)
-    if backend == "onnx-int8":
+    if backend == "onnx":
+        onnx_file = fused_model(onnx_file, encoder.backbone.config)
+    elif backend == "onnx-int8":
         onnx_file = quantized_model(onnx_file)
     threads = torch.get_num_threads()
     runner = OpenVinoRunner if backend == "openvino" else OrtRunner
@@ -102,6 +108,7 @@ def export_key(encoder: DenseEncoder) -> str:
         "config": backbone.config.to_dict(),
         "torch": torch.__version__,
         "opset": OPSET,
+        "attention": EXPORT_ATTENTION,
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for name, tensor in backbone.state_dict().items():
@@ -117,6 +124,28 @@ def exported_model(encoder: DenseEncoder) -> Path:
     if not target.is_file():
         with _atomic_folder(folder) as tmp:
             _export(encoder, tmp / "model.onnx")
+    return target
+
+
+def fused_model(onnx_file: Path, config: PretrainedConfig) -> Path:
+    """For BERT models, ONNX Runtime's transformer optimizer applied to ``onnx_file`` (attention, embedding,
+    layer-norm and GELU fusions), cached beside it; other models as exported."""
+    if config.model_type not in FUSED_MODEL_TYPES:
+        return onnx_file
+    target = onnx_file.with_name("model-fused.onnx")
+    if not target.is_file():
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        fused = optimize_model(
+            str(onnx_file),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+        )
+        with tempfile.TemporaryDirectory(dir=onnx_file.parent) as tmp:
+            staged = Path(tmp) / target.name
+            fused.save_model_to_file(str(staged))
+            staged.replace(target)
     return target
 
 
@@ -149,11 +178,14 @@ def _export(encoder: DenseEncoder, path: Path) -> None:
     # lets some models skip it).
     sample = encoder.tokenize(["an example passage to trace the graph with", "short"], max_length=16)
     dynamic = {0: "batch", 1: "tokens"}
+    backbone = encoder.backbone
+    attention = backbone.config._attn_implementation
     try:
+        backbone.set_attn_implementation(EXPORT_ATTENTION)
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python branches fixed at trace time
             torch.onnx.export(
-                _BackboneGraph(encoder.backbone).eval(),
+                _BackboneGraph(backbone).eval(),
                 (sample.input_ids, sample.attention_mask),
                 str(path),
                 input_names=list(INPUTS),
@@ -167,6 +199,8 @@ def _export(encoder: DenseEncoder, path: Path) -> None:
         raise InputError(
             "--backend", f"cannot export {model} to ONNX ({type(err).__name__}: {err}); use --backend torch"
         ) from err
+    finally:
+        backbone.set_attn_implementation(attention)
 
 
 @contextmanager

@@ -63,6 +63,8 @@ def test_fp32_backends_give_torch_vectors_and_top10s(
     torch_model = DenseEncoder.load(config)
     exported = DenseEncoder.load(config, backend=backend)
     assert exported.backend == backend and exported.runner is not None
+    attention = exported.backbone.config._attn_implementation
+    assert attention == torch_model.backbone.config._attn_implementation  # restored after the export
     passages, queries = texts(60), texts(12)
     expected = torch_model.embed_passages(passages, batch_size=7)
     got = exported.embed_passages(passages, batch_size=7)
