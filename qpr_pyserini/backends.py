@@ -50,7 +50,9 @@ EXTRAS = {
 }
 OPSET = 17
 EXPORT_ATTENTION = "eager"  # a smaller graph than SDPA's masking, and one that ONNX Runtime's optimizer fuses
-FUSED_MODEL_TYPES = ("bert",)  # ONNX Runtime's BERT fusions (Attention, EmbedLayerNorm) assume BERT's positions
+FUSED_MODEL_TYPES = (
+    "bert",
+)  # ONNX Runtime's BERT fusions (Attention, EmbedLayerNorm) assume BERT's positions
 INPUTS = ("input_ids", "attention_mask")
 CACHE_ENV = "QPR_PYSERINI_CACHE"
 Runner = Callable[["Batch"], torch.Tensor]

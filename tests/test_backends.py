@@ -18,7 +18,9 @@ from qpr_pyserini.index import load_index
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.modeling import DenseEncoder
 
-WORDS = "apple river piano volcano coffee moon fibre magma scales beans phases north ash lava keyboard".split()
+WORDS = (
+    "apple river piano volcano coffee moon fibre magma scales beans phases north ash lava keyboard".split()
+)
 
 
 def needs_extra(backend: str) -> None:
