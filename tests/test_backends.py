@@ -148,3 +148,11 @@ def test_encode_and_search_clis_take_the_backend(
     assert {q: list(r) for q, r in runs["onnx"].items()} == {q: list(r) for q, r in runs["torch"].items()}
     vectors = {b: load_index(tmp_path / f"index-{b}").vectors() for b in runs}
     assert np.abs(vectors["onnx"] - vectors["torch"]).max() < 1e-4
+
+
+def test_a_passed_model_keeps_its_backend_when_search_changes_its_template(tiny_encoder: EncoderConfig) -> None:
+    needs_extra("onnx")
+    model = DenseEncoder.load(tiny_encoder, backend="onnx")
+    changed = search.with_settings(model, template="instruction-first")
+    assert changed.config.template == "instruction-first"
+    assert (changed.backend, changed.runner) == ("onnx", model.runner)
