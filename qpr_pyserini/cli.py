@@ -40,7 +40,10 @@ def run_cli(action: Callable[[], str | None]) -> int:
 def add_encoder_options(
     parser: argparse.ArgumentParser, *, encoder_help: str, batch_help: str, batch_size: int = 32
 ) -> None:
-    """``--encoder``, ``--batch-size``, ``--device``: which encoder runs, how many texts a pass, where."""
+    """``--encoder``, ``--batch-size``, ``--device``, ``--backend``: which encoder runs, how many texts a
+    pass, where, and which library runs it."""
+    from .backends import BACKENDS  # here, so that tools without encoder options do not import torch
+
     group = parser.add_argument_group("encoder")
     group.add_argument("--encoder", help=encoder_help)
     group.add_argument(
@@ -51,6 +54,13 @@ def add_encoder_options(
     )
     group.add_argument(
         "--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or auto (default cpu)"
+    )
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="inference library (default torch); onnx, openvino (CPU, fp32, exported once and cached) and "
+        "onnx-int8 (opt-in int8 precision) need the extras qpr_pyserini[onnx] / [openvino]",
     )
 
 

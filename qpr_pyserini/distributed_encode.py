@@ -40,6 +40,7 @@ def encode_with_ray(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    backend: str = "torch",
 ) -> list[Path]:
     """Encode ``corpus`` into ``workers`` shard indexes under ``index`` on Ray; returns their folders.
 
@@ -71,6 +72,7 @@ def encode_with_ray(
             "overwrite": overwrite,
             "resume": resume,
             "progress": False,
+            "backend": backend,
         }
         pending = [
             task.remote(str(corpus), str(folder), shard_id=i, **options) for i, folder in enumerate(folders)

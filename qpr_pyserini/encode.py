@@ -38,6 +38,7 @@ def encode_corpus(
     resume: bool = False,
     progress: bool = True,
     model: DenseEncoder | None = None,
+    backend: str = "torch",
 ) -> Path:
     """Encode ``corpus`` (BEIR/Pyserini JSONL, a folder of them, or ``irds:<id>``) into the index folder ``index``.
 
@@ -50,6 +51,7 @@ def encode_corpus(
     ``resume`` continues a run of the same settings (encoder, corpus, shard, batch size) that was killed or
     interrupted, after its last complete chunk; the result is byte for byte what one uninterrupted run writes.
     Without such a run it starts afresh, and if the index is already complete it returns it untouched.
+    ``backend`` (see qpr_pyserini.backends) applies to the model loaded here.
     """
     if batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
@@ -64,11 +66,11 @@ def encode_corpus(
     documents = iter_corpus_shard(corpus, shard_id, shard_num)
     total = count_documents(corpus)
     shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
-    extra = {"corpus": str(corpus), "shard": shard}
+    extra = {"corpus": str(corpus), "shard": shard, "backend": model.backend if model is not None else backend}
     if resume and _is_complete(index, config, extra):
         log.warning("%s is already complete; nothing to resume", index)
         return Path(index)
-    model = model or DenseEncoder.load(config, device)
+    model = model or DenseEncoder.load(config, device, backend)
     with IndexWriter(
         index,
         model.dimension,
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "overwrite": args.overwrite,
             "resume": args.resume,
             "progress": not args.quiet,
+            "backend": args.backend,
         }
         if args.ray_workers is not None:
             if args.shard_num != 1 or args.shard_id != 0:

@@ -33,10 +33,11 @@ def mine_negatives(
     keep: int = 30,
     batch_size: int = 64,
     device: str = "cpu",
+    backend: str = "torch",
 ) -> list[TrainExample]:
     """Replace each example's hard negatives with ``keep`` mined ones (ranked ``skip+1 .. depth``)."""
     dense = load_index(index)
-    model = query_encoder_for(dense, encoder, None, device)
+    model = query_encoder_for(dense, encoder, None, device, backend=backend)
     topics = [Topic(e.query_id, e.query, {}) for e in examples]
     mined: list[list[str]] = []
     for start in range(0, len(topics), batch_size):
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             keep=args.keep,
             batch_size=args.batch_size,
             device=args.device,
+            backend=args.backend,
         )
         return f"wrote {write_training_data(args.output, mined)} rows with mined negatives to {args.output}"
 

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from .backends import Runner, use_backend
 from .config import EncoderConfig
 from .io.errors import InputError
 from .presets import resolve_model_path
@@ -67,13 +68,16 @@ class DenseEncoder(torch.nn.Module):
         self.config = config
         self.backbone = backbone
         self.text = TextPipeline(config, tokenizer)
+        self.backend = "torch"
+        self.runner: Runner | None = None  # an exported backbone for inference (set by backends.use_backend)
         for field in ("query_max_length", "passage_max_length"):
             self.check_max_length(getattr(config, field), f"encoder {config.name or config.model}: {field}")
 
     # ----- loading -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, config: EncoderConfig, device: str | None = "cpu") -> DenseEncoder:
-        """Load backbone and tokenizer (and a LoRA adapter) from local folders, packages or the hub."""
+    def load(cls, config: EncoderConfig, device: str | None = "cpu", backend: str = "torch") -> DenseEncoder:
+        """Load backbone and tokenizer (and a LoRA adapter) from local folders, packages or the hub; run
+        inference on ``backend`` (see qpr_pyserini.backends)."""
         target = resolve_device(device)
         model_path = resolve_model_path(config.model)
         if _looks_local(model_path) and not Path(model_path).exists():
@@ -92,7 +96,7 @@ class DenseEncoder(torch.nn.Module):
         if config.lora:
             backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
         encoder = cls(config, backbone, text.tokenizer)
-        return encoder.to(target).eval()
+        return use_backend(encoder.to(target).eval(), backend)
 
     # ----- the text side (shortcuts to self.text) ------------------------------------------------------
     @property
@@ -162,6 +166,8 @@ class DenseEncoder(torch.nn.Module):
 
     # ----- forward -------------------------------------------------------------------------------------
     def hidden_states(self, batch: Batch) -> torch.Tensor:
+        if self.runner is not None and not torch.is_grad_enabled():
+            return self.runner(batch)
         out = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         return out.last_hidden_state
 

@@ -65,7 +65,7 @@ def _index_for(corpus: Path, out: Path, batch_size: int, device: str, model: Den
 
 
 def run(
-    data: Path, out: Path, encoder: str, batch_size: int, hits: int, device: str
+    data: Path, out: Path, encoder: str, batch_size: int, hits: int, device: str, backend: str = "torch"
 ) -> dict[str, dict[str, float]]:
     scifact, stance = data / "scifact", data / "scifact-stance" / "test"
     for needed in (scifact / "corpus.jsonl", stance / "queries.jsonl"):
@@ -73,7 +73,7 @@ def run(
             raise InputError(
                 str(needed), "missing: point --data at the shared data folder (scifact, scifact-stance)"
             )
-    model = DenseEncoder.load(resolve_encoder(encoder), device)
+    model = DenseEncoder.load(resolve_encoder(encoder), device, backend)
     runs = out / "runs"
     scores: dict[str, dict[str, float]] = {}
 
@@ -181,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> str:
         scores = run(
-            args.data, args.out, args.encoder or DEFAULT_ENCODER, args.batch_size, args.hits, args.device
+            args.data,
+            args.out,
+            args.encoder or DEFAULT_ENCODER,
+            args.batch_size,
+            args.hits,
+            args.device,
+            args.backend,
         )
         return f"{format_table(scores)}\nscores and runs under {args.out}"
 

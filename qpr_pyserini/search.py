@@ -75,7 +75,9 @@ def with_settings(model: DenseEncoder, **overrides: object) -> DenseEncoder:
     config = resolve_encoder(model.config, **overrides)
     if config == model.config:
         return model
-    return DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
+    copy = DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
+    copy.backend, copy.runner = model.backend, model.runner  # the runner is the same backbone, exported
+    return copy
 
 
 def query_encoder_for(
@@ -84,6 +86,7 @@ def query_encoder_for(
     template: str | None,
     device: str,
     model: DenseEncoder | None = None,
+    backend: str = "torch",
 ) -> DenseEncoder:
     """The query-side model: ``model``, else the named encoder, else the one the index records.
 
@@ -97,7 +100,7 @@ def query_encoder_for(
         raise InputError(
             str(index.path), "index has no qpr_index.json encoder record (Pyserini-built?): pass --encoder"
         )
-    return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device)
+    return DenseEncoder.load(resolve_encoder(encoder or index.encoder, template=template), device, backend)
 
 
 @contextmanager
@@ -176,6 +179,7 @@ def search_topics(
     mmap: bool = False,
     ef_search: int | None = None,
     nprobe: int | None = None,
+    backend: str = "torch",
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
 
@@ -185,7 +189,7 @@ def search_topics(
     override an HNSW / IVF index's stored search settings.
     The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
     folder or configuration), else the one the index records; ``template`` overrides its template in every
-    case. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
+    case; ``backend`` (see qpr_pyserini.backends) applies to a model loaded here. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
     Inputs are checked before the model is loaded; the run file appears only when complete.
     """
     check_positive(hits=hits, batch_size=batch_size, threads=threads, ef_search=ef_search, nprobe=nprobe)
@@ -211,7 +215,7 @@ def search_topics(
     pool = read_candidates(candidates) if candidates is not None else None
     if pool is not None:
         check_candidates(dense, pool, topic_list, str(candidates))
-    query_model = query_encoder_for(dense, encoder, template, device, model)
+    query_model = query_encoder_for(dense, encoder, template, device, model, backend)
     if not force:
         check_compatible(dense, query_model.config, query_model.dimension)
 
@@ -339,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             mmap=args.mmap,
             ef_search=args.ef_search,
             nprobe=args.nprobe,
+            backend=args.backend,
         )
         return f"wrote {lines} lines to {args.output}"
 

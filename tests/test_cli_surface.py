@@ -62,7 +62,7 @@ def test_options_are_spelled_with_dashes_and_share_the_encoder_group(module, mon
     options = _option_strings(parser)
     assert not [o for o in options if "_" in o]
     groups = {g.title: [a.dest for a in g._group_actions] for g in parser._action_groups}
-    assert groups["encoder"] == ["encoder", "batch_size", "device"]
+    assert groups["encoder"] == ["encoder", "batch_size", "device", "backend"]
 
 
 def test_train_accepts_the_dashed_spelling() -> None:

@@ -1,0 +1,257 @@
+"""Inference backends: the same DenseEncoder, its backbone run by ONNX Runtime or OpenVINO instead of torch.
+
+``use_backend(encoder, "onnx")`` exports the encoder's backbone (token ids + attention mask -> last hidden
+states) once to ONNX with ``torch.onnx.export``, caches the file under ``cache_root()`` keyed by the
+weights, model class and exporter settings, and sets ``encoder.runner`` to a session over it. Pooling,
+normalisation and everything on the text side stay in :class:`~qpr_pyserini.modeling.DenseEncoder`, so a
+backend changes only which library multiplies the matrices:
+
+- ``torch``: eager PyTorch (the default);
+- ``onnx``: ONNX Runtime, fp32 (extra ``qpr_pyserini[onnx]``);
+- ``openvino``: OpenVINO reading the same ONNX file, fp32 (inference precision pinned to f32, so CPUs with
+  bf16 units do not silently lower it; extra ``qpr_pyserini[openvino]``);
+- ``onnx-int8``: ONNX Runtime over a dynamically quantised copy (int8 weights, activations quantised per
+  batch): an opt-in precision whose vectors differ from fp32 (docs/performance.md measures its cost).
+
+Exported backends run on the CPU with ``torch.get_num_threads()`` threads, and only for inference: a pass
+that needs gradients runs the torch backbone (see ``DenseEncoder.hidden_states``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .io.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+    from .modeling import DenseEncoder
+    from .text_pipeline import Batch
+
+BACKENDS = ("torch", "onnx", "openvino", "onnx-int8")
+EXTRAS = {
+    "onnx": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "onnx"),
+    "onnx-int8": ("onnxruntime", "onnx"),
+}
+OPSET = 17
+EXPORT_ATTENTION = "eager"  # a smaller graph than SDPA's masking, and one that ONNX Runtime's optimizer fuses
+FUSED_MODEL_TYPES = (
+    "bert",
+)  # ONNX Runtime's BERT fusions (Attention, EmbedLayerNorm) assume BERT's positions
+INPUTS = ("input_ids", "attention_mask")
+CACHE_ENV = "QPR_PYSERINI_CACHE"
+Runner = Callable[["Batch"], torch.Tensor]
+
+
+def cache_root() -> Path:
+    """Where exported models live: ``$QPR_PYSERINI_CACHE``, else ``$XDG_CACHE_HOME/qpr_pyserini``, else
+    ``~/.cache/qpr_pyserini``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qpr_pyserini"
+
+
+def use_backend(encoder: DenseEncoder, backend: str) -> DenseEncoder:
+    """Run ``encoder``'s backbone on ``backend`` for inference (exporting it on first use); returns it."""
+    if backend not in BACKENDS:
+        raise InputError("--backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
+    encoder.backend = backend
+    if backend == "torch":
+        encoder.runner = None
+        return encoder
+    missing = [module for module in EXTRAS[backend] if importlib.util.find_spec(module) is None]
+    if missing:
+        extra = backend.split("-")[0]
+        raise InputError(
+            "--backend", f"{backend} needs {' and '.join(missing)}: pip install 'qpr_pyserini[{extra}]'"
+        )
+    if encoder.device.type != "cpu":
+        raise InputError("--backend", f"{backend} runs on the CPU; use --device cpu (or --backend torch)")
+    dtype = next(encoder.backbone.parameters()).dtype
+    if dtype != torch.float32:
+        raise InputError(
+            "--backend",
+            f"{backend} exports float32 weights, but the encoder loads {dtype}: set its dtype to float32",
+        )
+    onnx_file = exported_model(encoder)
+    if backend == "onnx":
+        onnx_file = fused_model(onnx_file, encoder.backbone.config)
+    elif backend == "onnx-int8":
+        onnx_file = quantized_model(onnx_file)
+    threads = torch.get_num_threads()
+    runner = OpenVinoRunner if backend == "openvino" else OrtRunner
+    encoder.runner = runner(onnx_file, threads)
+    return encoder
+
+
+# ----- export and cache ----------------------------------------------------------------------------------
+def export_key(encoder: DenseEncoder) -> str:
+    """A digest of everything that decides the exported graph: weights, model class and configuration,
+    torch version and opset."""
+    digest = hashlib.sha256()
+    backbone = encoder.backbone
+    settings = {
+        "class": type(backbone).__qualname__,
+        "config": backbone.config.to_dict(),
+        "torch": torch.__version__,
+        "opset": OPSET,
+        "attention": EXPORT_ATTENTION,
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, tensor in backbone.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def exported_model(encoder: DenseEncoder) -> Path:
+    """The backbone as ONNX (ids, mask -> last hidden state), exported once into the cache."""
+    folder = cache_root() / "onnx" / export_key(encoder)
+    target = folder / "model.onnx"
+    if not target.is_file():
+        with _atomic_folder(folder) as tmp:
+            _export(encoder, tmp / "model.onnx")
+    return target
+
+
+def fused_model(onnx_file: Path, config: PretrainedConfig) -> Path:
+    """For BERT models, ONNX Runtime's transformer optimizer applied to ``onnx_file`` (attention, embedding,
+    layer-norm and GELU fusions), cached beside it; other models as exported."""
+    if config.model_type not in FUSED_MODEL_TYPES:
+        return onnx_file
+    target = onnx_file.with_name("model-fused.onnx")
+    if not target.is_file():
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        fused = optimize_model(
+            str(onnx_file),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+        )
+        with tempfile.TemporaryDirectory(dir=onnx_file.parent) as tmp:
+            staged = Path(tmp) / target.name
+            fused.save_model_to_file(str(staged))
+            staged.replace(target)
+    return target
+
+
+def quantized_model(onnx_file: Path) -> Path:
+    """A dynamically quantised (int8 weights, per channel) copy of ``onnx_file``, cached beside it."""
+    target = onnx_file.with_name("model-int8.onnx")
+    if not target.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory(dir=onnx_file.parent) as tmp:
+            staged = Path(tmp) / target.name
+            quantize_dynamic(onnx_file, staged, weight_type=QuantType.QInt8, per_channel=True)
+            staged.replace(target)
+    return target
+
+
+class _BackboneGraph(torch.nn.Module):
+    """The backbone as the exported graph sees it: two inputs, one output."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _export(encoder: DenseEncoder, path: Path) -> None:
+    # Traced on a padded batch, so that the attention-mask path is part of the graph (a mask of all ones
+    # lets some models skip it).
+    sample = encoder.tokenize(["an example passage to trace the graph with", "short"], max_length=16)
+    dynamic = {0: "batch", 1: "tokens"}
+    backbone = encoder.backbone
+    attention = backbone.config._attn_implementation
+    try:
+        backbone.set_attn_implementation(EXPORT_ATTENTION)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python branches fixed at trace time
+            torch.onnx.export(
+                _BackboneGraph(backbone).eval(),
+                (sample.input_ids, sample.attention_mask),
+                str(path),
+                input_names=list(INPUTS),
+                output_names=["last_hidden_state"],
+                dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "last_hidden_state": dynamic},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except Exception as err:  # the exporter raises many types; the user's remedy is the same
+        model = encoder.config.name or encoder.config.model
+        raise InputError(
+            "--backend", f"cannot export {model} to ONNX ({type(err).__name__}: {err}); use --backend torch"
+        ) from err
+    finally:
+        backbone.set_attn_implementation(attention)
+
+
+@contextmanager
+def _atomic_folder(folder: Path) -> Iterator[Path]:
+    """Build a folder under a temporary name beside it and move it into place when complete."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        yield tmp
+        if not folder.exists():  # another process may have won the race: then keep its copy
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----- runners ---------------------------------------------------------------------------------------------
+def _feed(batch: Batch) -> dict[str, np.ndarray]:
+    return {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
+
+
+class OrtRunner:
+    """An ONNX Runtime session over an exported backbone: Batch -> last hidden states [B, T, d]."""
+
+    def __init__(self, onnx_file: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, _feed(batch))[0])
+
+
+class OpenVinoRunner:
+    """An OpenVINO compiled model (fp32) over an exported backbone: Batch -> last hidden states [B, T, d]."""
+
+    def __init__(self, onnx_file: Path, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        settings = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", settings)
+        self.request = compiled.create_infer_request()
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        return torch.from_numpy(self.request.infer(_feed(batch))[0])
