@@ -5,7 +5,8 @@
 
 Backends: ``torch``, ``onnx`` (ST's ONNX export through Optimum), ``onnx-O3`` (the same, then
 ``export_optimized_onnx_model(model, "O3")``: ONNX Runtime's transformer fusions, ST's fastest documented ONNX
-form for a CPU) and ``openvino``. ``export`` saves the model in the form ``encode`` loads, so that the timed
+form for a CPU), ``openvino`` (OpenVINO at its default precision, which is bf16 on CPUs with bf16 units) and
+``openvino-f32`` (the same model with ``ov_config={"INFERENCE_PRECISION_HINT": "f32"}``: fp32, as ours pins it). ``export`` saves the model in the form ``encode`` loads, so that the timed
 ``encode`` process does no export (as our own backends' exports are cached before timing). ONNX and OpenVINO
 need Optimum, whose exporters pin transformers < 4.58: run this with PYTHONPATH at a folder holding those
 (benchmarks/README.md says how to make one).
@@ -42,7 +43,11 @@ def export(model: str, backend: str, folder: Path) -> None:
 
 
 def encode(folder: Path, backend: str, corpus: Path, batch_size: int, output: Path) -> None:
-    kwargs = {"model_kwargs": {"file_name": f"onnx/{O3_FILE}"}} if backend == "onnx-O3" else {}
+    kwargs = {}
+    if backend == "onnx-O3":
+        kwargs = {"model_kwargs": {"file_name": f"onnx/{O3_FILE}"}}
+    elif backend == "openvino-f32":
+        kwargs = {"model_kwargs": {"ov_config": {"INFERENCE_PRECISION_HINT": "f32"}}}
     st = SentenceTransformer(str(folder), device="cpu", backend=st_backend(backend), **kwargs)
     st.max_seq_length = MAX_LENGTH
     records = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
@@ -55,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["export", "encode"])
     parser.add_argument("--model", help="model folder to export (export)")
-    parser.add_argument("--backend", required=True, choices=["torch", "onnx", "onnx-O3", "openvino"])
+    parser.add_argument("--backend", required=True, choices=["torch", "onnx", "onnx-O3", "openvino", "openvino-f32"])
     parser.add_argument("--folder", type=Path, required=True, help="the exported model folder")
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--batch-size", type=int, default=32)

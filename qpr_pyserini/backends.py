@@ -10,11 +10,18 @@ backend changes only which library multiplies the matrices:
 - ``onnx``: ONNX Runtime, fp32 (extra ``qpr_pyserini[onnx]``);
 - ``openvino``: OpenVINO reading the same ONNX file, fp32 (inference precision pinned to f32, so CPUs with
   bf16 units do not silently lower it; extra ``qpr_pyserini[openvino]``);
+- ``openvino-bf16``: OpenVINO at bfloat16 inference precision (its default on CPUs with bf16 units, such as
+  AVX-512 BF16 or AMX): an opt-in precision whose vectors differ from fp32 (docs/performance.md measures it);
 - ``onnx-int8``: ONNX Runtime over a dynamically quantised copy (int8 weights, activations quantised per
   batch): an opt-in precision whose vectors differ from fp32 (docs/performance.md measures its cost).
 
 Exported backends run on the CPU with ``torch.get_num_threads()`` threads, and only for inference: a pass
 that needs gradients runs the torch backbone (see ``DenseEncoder.hidden_states``).
+
+Two keys name an export. ``DenseEncoder.load`` keys it by the model folder's files (``model_folder_key``: the
+configuration and weight files, hashed), so that a later load with a cached export never builds the torch
+backbone (it stays unloaded until something needs it, such as a gradient pass); an encoder already in memory
+(perhaps trained since) is keyed by its weights as they are (``loaded_weights_key``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,12 +50,16 @@ if TYPE_CHECKING:
     from .modeling import DenseEncoder
     from .text_pipeline import Batch
 
-BACKENDS = ("torch", "onnx", "openvino", "onnx-int8")
+BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
 EXTRAS = {
     "onnx": ("onnxruntime", "onnx"),
     "openvino": ("openvino", "onnx"),
+    "openvino-bf16": ("openvino", "onnx"),
     "onnx-int8": ("onnxruntime", "onnx"),
 }
+OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}
+# What a model folder's weights can be stored as (transformers' formats, sharded or not, and GGUF)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json")
 OPSET = 17
 EXPORT_ATTENTION = "eager"  # a smaller graph than SDPA's masking, and one that ONNX Runtime's optimizer fuses
 FUSED_MODEL_TYPES = (
@@ -56,6 +68,7 @@ FUSED_MODEL_TYPES = (
 INPUTS = ("input_ids", "attention_mask")
 CACHE_ENV = "QPR_PYSERINI_CACHE"
 Runner = Callable[["Batch"], torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -66,51 +79,72 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qpr_pyserini"
 
 
-def use_backend(encoder: DenseEncoder, backend: str) -> DenseEncoder:
-    """Run ``encoder``'s backbone on ``backend`` for inference (exporting it on first use); returns it."""
+def check_backend(backend: str, device: torch.device, dtype: str) -> None:
+    """Refuse, as an InputError on ``--backend``, what ``backend`` cannot run: an unknown name, a missing
+    extra, a device other than the CPU, weights other than float32."""
     if backend not in BACKENDS:
         raise InputError("--backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
-    encoder.backend = backend
     if backend == "torch":
-        encoder.runner = None
-        return encoder
+        return
     missing = [module for module in EXTRAS[backend] if importlib.util.find_spec(module) is None]
     if missing:
         extra = backend.split("-")[0]
         raise InputError(
             "--backend", f"{backend} needs {' and '.join(missing)}: pip install 'qpr_pyserini[{extra}]'"
         )
-    if encoder.device.type != "cpu":
+    if device.type != "cpu":
         raise InputError("--backend", f"{backend} runs on the CPU; use --device cpu (or --backend torch)")
-    dtype = next(encoder.backbone.parameters()).dtype
-    if dtype != torch.float32:
+    if dtype != "float32":
         raise InputError(
             "--backend",
             f"{backend} exports float32 weights, but the encoder loads {dtype}: set its dtype to float32",
         )
-    onnx_file = exported_model(encoder)
+
+
+def use_backend(encoder: DenseEncoder, backend: str, key: str | None = None) -> DenseEncoder:
+    """Run ``encoder``'s backbone on ``backend`` for inference (exporting it on first use); returns it.
+
+    ``key`` names the export (see ``model_folder_key``); by default the backbone's weights as they are in
+    memory decide it.
+    """
+    check_backend(backend, encoder.device, encoder.dtype)
+    encoder.backend = backend
+    if backend == "torch":
+        encoder.runner = None
+        return encoder
+    onnx_file = exported_model(encoder, key)
     if backend == "onnx":
-        onnx_file = fused_model(onnx_file, encoder.backbone.config)
+        onnx_file = fused_model(onnx_file, encoder.backbone_config)
     elif backend == "onnx-int8":
         onnx_file = quantized_model(onnx_file)
     threads = torch.get_num_threads()
-    runner = OpenVinoRunner if backend == "openvino" else OrtRunner
-    encoder.runner = runner(onnx_file, threads)
+    if backend in OPENVINO_PRECISION:
+        encoder.runner = OpenVinoRunner(onnx_file, threads, OPENVINO_PRECISION[backend])
+    else:
+        encoder.runner = OrtRunner(onnx_file, threads)
     return encoder
 
 
 # ----- export and cache ----------------------------------------------------------------------------------
-def export_key(encoder: DenseEncoder) -> str:
-    """A digest of everything that decides the exported graph: weights, model class and configuration,
-    torch version and opset."""
+def _exporter_settings() -> dict[str, object]:
+    """Everything besides the weights that decides the exported graph."""
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "opset": OPSET,
+        "attention": EXPORT_ATTENTION,
+    }
+
+
+def loaded_weights_key(backbone: torch.nn.Module) -> str:
+    """The export key of a backbone in memory: its weights, model class and configuration, the exporter."""
     digest = hashlib.sha256()
-    backbone = encoder.backbone
     settings = {
         "class": type(backbone).__qualname__,
         "config": backbone.config.to_dict(),
-        "torch": torch.__version__,
-        "opset": OPSET,
-        "attention": EXPORT_ATTENTION,
+        **_exporter_settings(),
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for name, tensor in backbone.state_dict().items():
@@ -119,13 +153,36 @@ def export_key(encoder: DenseEncoder) -> str:
     return digest.hexdigest()[:32]
 
 
-def exported_model(encoder: DenseEncoder) -> Path:
-    """The backbone as ONNX (ids, mask -> last hidden state), exported once into the cache."""
-    folder = cache_root() / "onnx" / export_key(encoder)
-    target = folder / "model.onnx"
+def model_folder_key(folder: Path) -> str | None:
+    """The export key of the model ``AutoModel.from_pretrained(folder)`` loads, from the folder's files alone:
+    its configuration and weight files (any format) and the exporter; None for a folder without weight files.
+
+    Only for a load straight from the folder (no LoRA adapter applied on top, weights untouched since).
+    """
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not any(p.suffix != ".json" for p in files):
+        return None
+    digest = hashlib.sha256(json.dumps({"folder": True, **_exporter_settings()}, sort_keys=True).encode())
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def export_path(key: str) -> Path:
+    """Where the export named ``key`` lives (whether or not it exists yet)."""
+    return cache_root() / "onnx" / key / "model.onnx"
+
+
+def exported_model(encoder: DenseEncoder, key: str | None = None) -> Path:
+    """The backbone as ONNX (ids, mask -> last hidden state), exported once into the cache under ``key``
+    (default: ``loaded_weights_key`` of the backbone)."""
+    target = export_path(key or loaded_weights_key(encoder.backbone))
     if not target.is_file():
-        with _atomic_folder(folder) as tmp:
-            _export(encoder, tmp / "model.onnx")
+        with _atomic_folder(target.parent) as tmp:
+            _export(encoder, tmp / target.name)
     return target
 
 
@@ -239,18 +296,25 @@ class OrtRunner:
 
 
 class OpenVinoRunner:
-    """An OpenVINO compiled model (fp32) over an exported backbone: Batch -> last hidden states [B, T, d]."""
+    """An OpenVINO compiled model over an exported backbone: Batch -> last hidden states [B, T, d].
 
-    def __init__(self, onnx_file: Path, threads: int) -> None:
+    ``precision`` is OpenVINO's inference precision: ``f32`` (pinned, since OpenVINO's CPU default is bf16
+    wherever the CPU has bf16 units) or ``bf16`` (where the CPU lacks them OpenVINO runs f32; a warning says so).
+    """
+
+    def __init__(self, onnx_file: Path, threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
         core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            log.warning("this CPU has no bf16 units: OpenVINO runs openvino-bf16 in f32")
         settings = {
             "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",
+            "CACHE_DIR": str(onnx_file.parent / "openvino"),  # compiled blobs: later loads skip compiling
         }
-        compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", settings)
+        compiled = core.compile_model(str(onnx_file), "CPU", settings)
         self.request = compiled.create_infer_request()
 
     def __call__(self, batch: Batch) -> torch.Tensor:

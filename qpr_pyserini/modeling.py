@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
 
-from .backends import Runner, use_backend
+from .backends import Runner, check_backend, export_path, model_folder_key, use_backend
 from .config import EncoderConfig
 from .io.errors import InputError
 from .presets import resolve_model_path
 from .templates import FormattedQuery, InstructionTemplate
 from .text_pipeline import Batch, TextPipeline
+
+if TYPE_CHECKING:  # transformers' modelling code takes seconds to import: only where a backbone is built
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N (or another torch device type, such as mps)"
@@ -61,12 +64,30 @@ class DenseEncoder(torch.nn.Module):
 
     The text side (formatting, tokenisation, query spans) is ``self.text``, a TextPipeline; ``tokenizer``,
     ``template``, ``format_queries``, ``format_passages`` and ``tokenize`` are shortcuts to it.
+
+    ``backbone`` may be deferred: ``None`` with ``load_backbone`` (and the backbone's ``backbone_config``) given,
+    for an encoder whose inference runs on an exported backend; the torch backbone is then built on first
+    access of ``self.backbone`` (a gradient pass, saving), never for inference.
     """
 
-    def __init__(self, config: EncoderConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
+    def __init__(
+        self,
+        config: EncoderConfig,
+        backbone: PreTrainedModel | None,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        load_backbone: Callable[[], PreTrainedModel] | None = None,
+        backbone_config: PretrainedConfig | None = None,
+    ):
         super().__init__()
         self.config = config
-        self.backbone = backbone
+        if backbone is not None:
+            self.backbone = backbone
+            backbone_config = backbone.config
+        elif load_backbone is None or backbone_config is None:
+            raise ValueError("a deferred backbone needs load_backbone and backbone_config")
+        self._load_backbone = load_backbone if backbone is None else None
+        self.backbone_config = backbone_config
         self.text = TextPipeline(config, tokenizer)
         self.backend = "torch"
         self.runner: Runner | None = None  # an exported backbone for inference (set by backends.use_backend)
@@ -79,24 +100,51 @@ class DenseEncoder(torch.nn.Module):
         """Load backbone and tokenizer (and a LoRA adapter) from local folders, packages or the hub; run
         inference on ``backend`` (see qpr_pyserini.backends)."""
         target = resolve_device(device)
+        check_backend(backend, target, config.dtype)
         model_path = resolve_model_path(config.model)
         if _looks_local(model_path) and not Path(model_path).exists():
             raise InputError(
                 model_path, f"model folder does not exist (encoder {config.name or config.model})"
             )
-        extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-        hf_logging.disable_progress_bar()  # transformers' per-load "Loading weights" bar is noise in our CLIs
         text = TextPipeline.load(config)
-        try:
-            backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
-        except (OSError, ValueError) as err:
-            raise InputError(
-                f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
-            ) from err
-        if config.lora:
-            backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
-        encoder = cls(config, backbone, text.tokenizer)
-        return use_backend(encoder.to(target).eval(), backend)
+        key = None
+        if backend != "torch" and not config.lora and Path(model_path).is_dir():
+            key = model_folder_key(Path(model_path))
+        if key is not None and export_path(key).is_file():  # exported before: no torch backbone needed
+            encoder = cls(
+                config,
+                None,
+                text.tokenizer,
+                load_backbone=partial(_load_backbone, config, model_path),
+                backbone_config=_load_backbone_config(config, model_path),
+            )
+        else:
+            encoder = cls(config, _load_backbone(config, model_path), text.tokenizer).to(target).eval()
+        return use_backend(encoder, backend, key)
+
+    def reconfigured(self, config: EncoderConfig) -> DenseEncoder:
+        """A copy under ``config`` that shares this encoder's backbone (deferred or not), backend and runner."""
+        if self._load_backbone is not None:
+            copy = DenseEncoder(
+                config,
+                None,
+                self.tokenizer,
+                load_backbone=self._load_backbone,
+                backbone_config=self.backbone_config,
+            )
+        else:
+            copy = DenseEncoder(config, self.backbone, self.tokenizer)
+        copy.backend, copy.runner = self.backend, self.runner  # the runner is the same backbone, exported
+        return copy.train(self.training)
+
+    def __getattr__(self, name: str) -> object:
+        # A deferred backbone is built on first access (see the class docstring).
+        if name == "backbone" and self.__dict__.get("_load_backbone") is not None:
+            backbone = self.__dict__.pop("_load_backbone")()
+            self._load_backbone = None
+            self.backbone = backbone.train(self.training)
+            return self.backbone
+        return super().__getattr__(name)
 
     # ----- the text side (shortcuts to self.text) ------------------------------------------------------
     @property
@@ -122,16 +170,25 @@ class DenseEncoder(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
+        if self._load_backbone is not None:  # deferred: exported backends run on the CPU
+            return torch.device("cpu")
         return next(self.backbone.parameters()).device
 
     @property
+    def dtype(self) -> str:
+        """The backbone weights' dtype, by its EncoderConfig name (float32, bfloat16, float16)."""
+        if self._load_backbone is not None:
+            return self.config.dtype
+        return str(next(self.backbone.parameters()).dtype).removeprefix("torch.")
+
+    @property
     def dimension(self) -> int:
-        return int(self.backbone.config.hidden_size)
+        return int(self.backbone_config.hidden_size)
 
     @property
     def max_positions(self) -> int | None:
         """The longest input (in tokens) the backbone's position embeddings allow; None when unlimited."""
-        cfg = self.backbone.config
+        cfg = self.backbone_config
         limit = getattr(cfg, "max_position_embeddings", None)
         if not isinstance(limit, int):
             return None
@@ -157,7 +214,7 @@ class DenseEncoder(torch.nn.Module):
             MODEL_FOR_MASKED_LM_MAPPING_NAMES,
         )
 
-        cfg = self.backbone.config
+        cfg = self.backbone_config
         if getattr(cfg, "is_decoder", False):
             return True
         # BERT-family models also have causal-LM heads; only models without a masked-LM form are decoders.
@@ -186,16 +243,20 @@ class DenseEncoder(torch.nn.Module):
     ) -> np.ndarray:
         """Embed texts in batches -> float32 array [n, d] (in the order given).
 
-        Texts are batched longest first so that each batch pads to similar lengths (far less wasted compute on
-        corpora of mixed lengths); results equal unsorted batching up to float rounding.
+        All texts are tokenised at once, then batched by token count, longest first, so that each batch pads to
+        similar lengths (far less wasted compute on corpora of mixed lengths); results equal unsorted batching
+        up to float rounding.
         """
         self.check_max_length(max_length)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        if not texts:
+            return out
+        ids, _ = self.text.token_rows(texts, max_length)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encoding", unit="batch", disable=not progress):
             rows = order[start : start + batch_size]
-            batch = self.tokenize([texts[i] for i in rows], max_length).to(self.device)
+            batch = self.text.pad([ids[i] for i in rows]).to(self.device)
             out[rows] = self(batch).cpu().numpy()
         return out
 
@@ -219,6 +280,37 @@ class DenseEncoder(torch.nn.Module):
         return self.embed(
             self.format_passages(texts, titles), max_length or self.config.passage_max_length, batch_size
         )
+
+
+def _load_backbone(config: EncoderConfig, model_path: str) -> PreTrainedModel:
+    """The torch backbone of ``config`` from ``model_path`` (with its LoRA adapter, if any), in eval mode."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # transformers' per-load "Loading weights" bar is noise in our CLIs
+    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+    try:
+        backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
+        ) from err
+    if config.lora:
+        backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
+    return backbone.eval()
+
+
+def _load_backbone_config(config: EncoderConfig, model_path: str) -> PretrainedConfig:
+    """The backbone's configuration alone (no weights, no modelling code imported)."""
+    from transformers import AutoConfig
+
+    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+    try:
+        return AutoConfig.from_pretrained(model_path, **extra)
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
+        ) from err
 
 
 def _looks_local(path: str) -> bool:

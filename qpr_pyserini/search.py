@@ -75,9 +75,7 @@ def with_settings(model: DenseEncoder, **overrides: object) -> DenseEncoder:
     config = resolve_encoder(model.config, **overrides)
     if config == model.config:
         return model
-    copy = DenseEncoder(config, model.backbone, model.tokenizer).train(model.training)
-    copy.backend, copy.runner = model.backend, model.runner  # the runner is the same backbone, exported
-    return copy
+    return model.reconfigured(config)
 
 
 def query_encoder_for(

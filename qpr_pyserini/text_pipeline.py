@@ -82,11 +82,14 @@ class TextPipeline:
     def tokenize(
         self, texts: Sequence[str], max_length: int, spans: Sequence[tuple[int, int]] | None = None
     ) -> Batch:
-        """Tokenise, truncate, append EOS (when configured) and pad, with optional query-span masks.
+        """Tokenise, truncate, append EOS (when configured) and pad, with optional query-span masks."""
+        return self.pad(*self.token_rows(texts, max_length, spans))
 
-        Padding is done here rather than by ``tokenizer.pad`` because the EOS token must be appended after
-        truncation and the span masks must be padded exactly like the ids.
-        """
+    def token_rows(
+        self, texts: Sequence[str], max_length: int, spans: Sequence[tuple[int, int]] | None = None
+    ) -> tuple[list[list[int]], list[list[int]] | None]:
+        """Unpadded token ids of each text (truncated, EOS appended when configured) and, with ``spans``, the
+        mask of the query's tokens in each."""
         eos = self.config.append_eos
         enc = self.tokenizer(
             list(texts),
@@ -102,6 +105,14 @@ class TextPipeline:
                 span_token_mask(off, s, e) + [0] * eos
                 for off, (s, e) in zip(enc["offset_mapping"], spans, strict=True)
             ]
+        return ids, span_rows
+
+    def pad(self, ids: Sequence[list[int]], span_rows: Sequence[list[int]] | None = None) -> Batch:
+        """Rows of token ids (and span masks) padded to the longest, on the configured side.
+
+        Padding is done here rather than by ``tokenizer.pad`` because the EOS token is appended after
+        truncation and the span masks must be padded exactly like the ids.
+        """
         width = max(map(len, ids))
         pad_id = self.tokenizer.pad_token_id
 

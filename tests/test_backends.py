@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from qpr_pyserini import backends, encode, search
+from qpr_pyserini import backends, encode, modeling, search
 from qpr_pyserini.backends import use_backend
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.index import load_index
@@ -76,23 +76,58 @@ def test_fp32_backends_give_torch_vectors_and_top10s(
     assert top10(got_q, got) == top10(expected_q, expected)
 
 
-def test_the_export_is_cached_and_keyed_by_the_weights(
+def never_export(*args: object) -> None:
+    raise AssertionError("exported again")
+
+
+def test_a_cached_export_is_loaded_without_building_the_torch_backbone(
     tiny_encoder: EncoderConfig, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     needs_extra("onnx")
-    model = DenseEncoder.load(tiny_encoder, backend="onnx")
-    exported = list(cache.glob("onnx/*/model.onnx"))
-    assert len(exported) == 1
+    first = DenseEncoder.load(tiny_encoder, backend="onnx")
+    assert len(list(cache.glob("onnx/*/model.onnx"))) == 1
+    monkeypatch.setattr(backends, "_export", never_export)
+    monkeypatch.setattr(modeling, "_load_backbone", lambda *a: pytest.fail("built the torch backbone"))
+    again = DenseEncoder.load(tiny_encoder, backend="onnx")
+    assert (again.dimension, again.device.type, again.dtype) == (first.dimension, "cpu", "float32")
+    assert np.array_equal(again.embed_passages(texts(9)), first.embed_passages(texts(9)))
+    reconfigured = search.with_settings(again, template="instruction-first")  # still deferred
+    assert reconfigured.embed_queries(["q"], ["an instruction"]).shape == (1, first.dimension)
 
-    def fail(*args: object) -> None:
-        raise AssertionError("exported again")
 
-    monkeypatch.setattr(backends, "_export", fail)
-    assert backends.exported_model(DenseEncoder.load(tiny_encoder)) == exported[0]
-    with torch.no_grad():
+def test_the_deferred_backbone_is_built_for_a_gradient_pass(
+    tiny_encoder: EncoderConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_extra("onnx")
+    DenseEncoder.load(tiny_encoder, backend="onnx")
+    model = DenseEncoder.load(tiny_encoder, backend="onnx")  # from the cache: backbone deferred
+    assert "backbone" not in model._modules
+    batch = model.tokenize(texts(3), max_length=32)
+    model.train()
+    model(batch).sum().backward()
+    assert model.backbone.training and model.backbone.embeddings.word_embeddings.weight.grad is not None
+    assert list(model.parameters())  # registered as a submodule
+
+
+def test_an_export_is_keyed_by_the_folder_files_and_by_weights_in_memory(
+    tiny_encoder: EncoderConfig, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_extra("onnx")
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_encoder.model, folder)
+    config = replace(tiny_encoder, model=str(folder))
+    model = DenseEncoder.load(config, backend="onnx")
+    with torch.no_grad():  # the same weights changed in memory (as training would): a new export
         model.backbone.encoder.layer[0].output.dense.bias.add_(0.5)
+    exported = backends.exported_model(model)
+    assert len(list(cache.glob("onnx/*/model.onnx"))) == 2
+    model.backbone.save_pretrained(folder)  # ...and saved over the folder's weights: the folder key follows
+    monkeypatch.setattr(backends, "_export", never_export)
     with pytest.raises(AssertionError, match="exported again"):
-        backends.exported_model(model)
+        DenseEncoder.load(config, backend="onnx")
+    assert backends.exported_model(model) == exported  # the in-memory key is the same as before
 
 
 def test_training_passes_run_the_torch_backbone(tiny_encoder: EncoderConfig) -> None:
@@ -101,6 +136,14 @@ def test_training_passes_run_the_torch_backbone(tiny_encoder: EncoderConfig) -> 
     batch = model.tokenize(texts(3), max_length=32)
     model(batch).sum().backward()
     assert model.backbone.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_openvino_bf16_is_an_approximation_of_fp32(tiny_encoder: EncoderConfig) -> None:
+    needs_extra("openvino-bf16")
+    passages = texts(30)
+    fp32 = DenseEncoder.load(tiny_encoder).embed_passages(passages)
+    bf16 = DenseEncoder.load(tiny_encoder, backend="openvino-bf16").embed_passages(passages)
+    assert (fp32 * bf16).sum(1).min() > 0.99  # both L2-normalised (equal where the CPU has no bf16 units)
 
 
 def test_int8_is_an_approximation_of_fp32(tiny_encoder: EncoderConfig) -> None:

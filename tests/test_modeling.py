@@ -104,3 +104,20 @@ def test_device_cli_error_is_one_line(
 def test_cuda_without_a_gpu_is_an_input_error() -> None:
     with pytest.raises(InputError, match="no CUDA GPU"):
         resolve_device("cuda:0")
+
+
+def test_embed_batches_by_token_count_not_characters(
+    model: DenseEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Long words split into many tokens: character length and token count disagree on the order.
+    texts = ["a b c d e f g h i j k l", "pneumonoultramicroscopic", "x y z", "antidisestablishmentarian words"]
+    counts = [len(row) for row in model.text.token_rows(texts, 64)[0]]
+    assert sorted(range(4), key=lambda i: -len(texts[i])) != sorted(range(4), key=lambda i: -counts[i])
+    widths = []
+    forward = model.hidden_states
+    monkeypatch.setattr(model, "hidden_states", lambda batch: widths.append(batch.input_ids.shape[1]) or forward(batch))
+    vectors = model.embed(texts, max_length=64, batch_size=2)
+    ranked = sorted(counts, reverse=True)
+    assert widths == [ranked[0], ranked[2]]  # each batch pads only to its own longest
+    one_by_one = np.stack([model.embed([t], max_length=64)[0] for t in texts])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)
