@@ -59,8 +59,8 @@ def add_encoder_options(
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="inference library (default torch); onnx, openvino (CPU, fp32, exported once and cached) and "
-        "onnx-int8 (opt-in int8 precision) need the extras qpr_pyserini[onnx] / [openvino]",
+        help="inference library (default torch); onnx, openvino (CPU, fp32, exported once and cached), "
+        "openvino-bf16 and onnx-int8 (opt-in lower precisions) need the extras qpr_pyserini[onnx] / [openvino]",
     )
 
 
