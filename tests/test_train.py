@@ -12,22 +12,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from train_helpers import TEMPLATES
+from train_helpers import TEMPLATES, TOPICS
 
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.index import IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.modeling import Batch, DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.train.__main__ import build_trainer, main, train
 from qpr_pyserini.train.arguments import parse_arguments
-from qpr_pyserini.train.loss import QPRConfig
+from qpr_pyserini.train.data import Passage, TrainExample, TrainGroup
+from qpr_pyserini.train.loss import QPRConfig, contrastive_qpr_loss
 from qpr_pyserini.train.model import (
     DECODER_LORA_TARGETS,
     ENCODER_LORA_TARGETS,
     InstructionRetrieverModel,
     lora_targets,
 )
+from qpr_pyserini.train.trainer import GroupCollator
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest)
 
@@ -91,6 +93,55 @@ def test_query_first_causal_setup_is_accepted(llama: EncoderConfig, template: st
 def test_lora_targets_per_backbone(bert: EncoderConfig, llama: EncoderConfig) -> None:
     assert lora_targets(DenseEncoder.load(llama).backbone) == list(DECODER_LORA_TARGETS)
     assert lora_targets(DenseEncoder.load(bert).backbone) == list(ENCODER_LORA_TARGETS)
+
+
+# ----- the teacher pass -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("backbone", ["bert", "llama"])
+def test_teacher_encodes_only_the_regularized_rows_at_their_own_width(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, backbone: str
+) -> None:
+    """Rows without an instruction are left out of the regularizer, so the teacher pass skips them (here the
+    longest query, whose width the other rows need not be padded to); the loss is unchanged."""
+    encoder = DenseEncoder.load(request.getfixturevalue(backbone)).train()
+    model = InstructionRetrieverModel(encoder, qpr=QPRConfig(weight=1.0), temperature=0.05)
+    rows = [
+        ("apple fruit nutrition", "Find documents about health."),
+        ("the longest river flowing north through africa past the pyramids to the sea", None),
+        ("learn piano", "Prefer passages written for children."),
+    ]
+    passages = [Passage(f"d-{t}", t, TOPICS[t][1]) for t in ("apple", "river", "piano", "moon")]
+    groups = [
+        TrainGroup(TrainExample(f"q{n}", q, i, [passages[n]], [passages[3]]), [passages[n], passages[3]])
+        for n, (q, i) in enumerate(rows)
+    ]
+    batch = GroupCollator(encoder.text, originals=True)(groups)
+    plain = Batch(**batch["original"])
+    real_lengths = plain.attention_mask.sum(1)
+    with torch.no_grad():
+        aug, component = model.encode_queries(Batch(**batch["query"]))
+        expected = contrastive_qpr_loss(
+            aug,
+            encoder(Batch(**batch["passage"])),
+            torch.arange(3) * 2,
+            temperature=0.05,
+            qpr=model.qpr,
+            group_size=2,
+            original=model.encode_originals(plain),  # the teacher of every row
+            component=component,
+            has_instruction=batch["has_instruction"],
+        )
+    seen: list[Batch] = []
+    encode_originals = model.encode_originals
+    monkeypatch.setattr(model, "encode_originals", lambda b: seen.append(b) or encode_originals(b))
+    with torch.no_grad():
+        ours = model(**batch)
+
+    assert len(seen) == 1 and seen[0].input_ids.shape == (2, int(real_lengths[[0, 2]].max()))
+    assert seen[0].input_ids.shape[1] < plain.input_ids.shape[1]
+    assert seen[0].attention_mask.sum(1).tolist() == real_lengths[[0, 2]].tolist()
+    assert ours.regularizer.item() > 1e-4
+    assert ours.loss.item() == pytest.approx(expected.loss.item(), abs=1e-6)
+    assert ours.regularizer.item() == pytest.approx(expected.regularizer.item(), abs=1e-6)
 
 
 # ----- training ------------------------------------------------------------------------------------------

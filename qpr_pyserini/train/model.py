@@ -2,10 +2,11 @@
 
 One forward pass over the instruction-augmented queries gives both ``e_aug`` (the encoder's pooling) and the
 query component ``e_qc`` (pooling over the query's own tokens, from the same hidden states); the original
-queries (the teacher) are encoded separately, only when the regularizer is on, and under ``torch.no_grad``
-when its gradient is stopped. Passages are encoded by the same encoder (full mode) or come as fixed vectors
-from an index (query-side mode). Everything is gathered across ranks before the loss, so each rank computes
-the global loss with every rank's passages as negatives.
+queries (the teacher) are encoded separately, only when the regularizer is on, only for the rows it keeps
+(those with an instruction), and under ``torch.no_grad`` when its gradient is stopped. Passages are encoded
+by the same encoder (full mode) or come as fixed vectors from an index (query-side mode). Everything is
+gathered across ranks before the loss, so each rank computes the global loss with every rank's passages as
+negatives.
 
 In a causal decoder with the query before the instruction (Promptriever's template, the reference's case),
 the query's tokens never see the instruction, so ``e_qc`` equals the plain query's hidden state at the same
@@ -54,6 +55,19 @@ class InstructionRetrieverModel(torch.nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.qpr.stop_gradient):
             return self.encoder(originals)
 
+    def teacher(self, originals: Batch, rows: Tensor) -> Tensor:
+        """e_orig of the rows the regularizer keeps (bool [B]), zeros in the others, which it leaves out.
+
+        Only the kept rows are encoded, padded to their own width: rows without an instruction cost nothing.
+        """
+        embeddings = torch.zeros(
+            len(rows), self.encoder.dimension, device=originals.input_ids.device, dtype=torch.float32
+        )
+        if not bool(rows.any()):
+            return embeddings
+        index = rows.nonzero().squeeze(1)
+        return embeddings.index_copy(0, index, self.encode_originals(select_rows(originals, index)))
+
     def forward(
         self,
         query: Mapping[str, Tensor],
@@ -87,9 +101,9 @@ class InstructionRetrieverModel(torch.nn.Module):
         if component is not None:
             if original is None:
                 raise ValueError("the regularizer needs the 'original' queries (without instruction)")
-            original_emb = gather_with_grad(self.encode_originals(Batch(**original)))
             # A query truncated away entirely (long instruction first) has no span to pool.
             regularized = regularized & queries.span_mask.bool().any(1)
+            original_emb = gather_with_grad(self.teacher(Batch(**original), regularized))
             component = gather_with_grad(component)
         return contrastive_qpr_loss(
             gather_with_grad(aug),
@@ -115,6 +129,14 @@ class InstructionRetrieverModel(torch.nn.Module):
             every_n_layers=every_n_layers,
             offload=offload,
         )
+
+
+def select_rows(batch: Batch, rows: Tensor) -> Batch:
+    """The given rows of a token batch, without the columns that are padding in every one of them."""
+    mask = batch.attention_mask[rows]
+    columns = mask.bool().any(0)
+    span = None if batch.span_mask is None else batch.span_mask[rows][:, columns]
+    return Batch(batch.input_ids[rows][:, columns], mask[:, columns], span)
 
 
 def lora_targets(backbone: torch.nn.Module) -> list[str]:
