@@ -420,6 +420,7 @@ def main() -> int:
             "temperature": args.temperature,
             "mnrl_scale": 1 / args.temperature,
             "torch_threads": args.threads,
+            "malloc_environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
             "optimizer": "torch.optim.AdamW(fused=True), the Trainers' default adamw_torch_fused",
             "query_side_only": args.query_side_only,
             "data": str(args.data),

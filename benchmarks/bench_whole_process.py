@@ -368,7 +368,7 @@ def main() -> int:
     args = parser.parse_args()
     args.ours = [b for b in args.ours.split(",") if b]
     args.st = [b for b in args.st.split(",") if b]
-    load_before = os.getloadavg()
+    load_before, started = os.getloadavg(), time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
 
     with tempfile.TemporaryDirectory(prefix="qpr-bench-") as tmp:
         work = Path(tmp)
@@ -428,7 +428,8 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime()),
+            "started": started,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime()),
         },
         "matmul_peak_gflops_per_s": peak / 1e9,
         "encoding_tflop": flops / 1e12,
