@@ -329,6 +329,7 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args()
+    load_before, started = os.getloadavg(), time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="qpr-bench-") as tmp:
@@ -366,6 +367,10 @@ def main() -> int:
             "faiss": faiss.__version__,
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "started": started,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime()),
         },
         "encoding": encoding,
         "encoding_max_abs_vector_diff_vs_qpr_pyserini": max_diff,

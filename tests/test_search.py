@@ -21,6 +21,7 @@ from qpr_pyserini.encode import encode_corpus
 from qpr_pyserini.index import load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
+from qpr_pyserini.io.topics import Topic
 from qpr_pyserini.modeling import DenseEncoder
 from qpr_pyserini.search import main, search_topics
 
@@ -120,6 +121,36 @@ def test_threads_apply_during_search_and_are_restored(built: Path, tiny_topics: 
     finally:
         faiss.omp_set_num_threads(before)
     assert read_run(tmp_path / "a.trec") == read_run(tmp_path / "b.trec")
+
+
+def test_queries_are_encoded_several_batches_at_a_time_with_the_same_run(
+    built: Path, model: DenseEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding BATCHES_PER_ENCODE batches per call (embed sorts them by length) ranks as batch by batch."""
+    words = ["apple", "banana pie", "cherry", "date palm tree", "fig", "grape juice", "kiwi", "jade stone"]
+    topics = [
+        Topic(f"q{i}", " ".join([words[i % 8]] * (1 + i % 5)), {"inst": f"only {words[(i * 3) % 8]}"})
+        for i in range(20)
+    ]
+    sizes: list[int] = []
+    embed_queries = model.embed_queries
+
+    def counted(queries: list[str], *args: Any) -> np.ndarray:
+        sizes.append(len(queries))
+        return embed_queries(queries, *args)
+
+    monkeypatch.setattr(model, "embed_queries", counted)
+    options: dict[str, Any] = {"model": model, "instruction_field": "inst", "hits": 11, "progress": False}
+    monkeypatch.setattr(search_module, "BATCHES_PER_ENCODE", 4)
+    search_topics(built, topics, tmp_path / "grouped.trec", batch_size=2, **options)
+    assert sizes == [8, 8, 4]
+    monkeypatch.setattr(search_module, "BATCHES_PER_ENCODE", 1)
+    search_topics(built, topics, tmp_path / "single.trec", batch_size=1, **options)
+    assert sizes[3:] == [1] * 20
+    grouped, single = ranked(tmp_path / "grouped.trec"), ranked(tmp_path / "single.trec")
+    assert [[d for d, _ in grouped[q]] for q in grouped] == [[d for d, _ in single[q]] for q in grouped]
+    for qid, hits in grouped.items():
+        np.testing.assert_allclose([s for _, s in hits], [s for _, s in single[qid]], atol=1e-5)
 
 
 # ---------------------------------------------------------------- bad input
