@@ -18,7 +18,7 @@ from .index import load_index
 from .io.corpus import iter_corpus
 from .io.errors import InputError
 from .io.topics import Topic
-from .search import query_encoder_for, retrieve
+from .search import BATCHES_PER_ENCODE, query_encoder_for, retrieve
 from .train.data import Passage, TrainExample, read_training_data, write_training_data
 
 
@@ -40,8 +40,8 @@ def mine_negatives(
     model = query_encoder_for(dense, encoder, None, device, backend=backend)
     topics = [Topic(e.query_id, e.query, {}) for e in examples]
     mined: list[list[str]] = []
-    for start in range(0, len(topics), batch_size):
-        chunk = topics[start : start + batch_size]
+    for start in range(0, len(topics), batch_size * BATCHES_PER_ENCODE):  # see search_topics
+        chunk = topics[start : start + batch_size * BATCHES_PER_ENCODE]
         vectors = model.embed_queries([t.query for t in chunk], batch_size=batch_size)
         mined += [[docid for docid, _ in hits] for hits in retrieve(dense, vectors, depth)]
     chosen = []
