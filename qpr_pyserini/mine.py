@@ -40,8 +40,9 @@ def mine_negatives(
     model = query_encoder_for(dense, encoder, None, device, backend=backend)
     topics = [Topic(e.query_id, e.query, {}) for e in examples]
     mined: list[list[str]] = []
-    for start in range(0, len(topics), batch_size * BATCHES_PER_ENCODE):  # see search_topics
-        chunk = topics[start : start + batch_size * BATCHES_PER_ENCODE]
+    step = batch_size * BATCHES_PER_ENCODE  # several batches per embed call, as search_topics encodes
+    for start in range(0, len(topics), step):
+        chunk = topics[start : start + step]
         vectors = model.embed_queries([t.query for t in chunk], batch_size=batch_size)
         mined += [[docid for docid, _ in hits] for hits in retrieve(dense, vectors, depth)]
     chosen = []
