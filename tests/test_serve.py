@@ -161,6 +161,8 @@ def test_documents_come_from_the_corpus_in_anserini_shape(client: httpx.Client) 
         == "Banana " + "banana fruit number 1 " * 2
     )
     assert client.get("/v1/flat/doc/d1", params={"max_doc_length": 6}).json()["doc"]["text"] == "banana"
+    raw = client.get("/v1/flat/doc/d1", params={"parse": "false", "max_doc_length": 3}).json()["doc"]
+    assert raw == "Ban"
     hit = client.get("/v1/flat/search", params={"query": "banana", "hits": 1}).json()["candidates"][0]
     assert hit["doc"] == client.get(f"/v1/flat/doc/{hit['docid']}").json()["doc"]
 
@@ -205,7 +207,6 @@ BAD_GETS = [
     ("/v1/nope/doc/d1", {}, 404, "Index not found: nope"),
     ("/v1/flat/doc/d999", {}, 404, "Document not found: d999"),
     ("/v1/shards/doc/d999", {}, 404, "Document not found: d999"),
-    ("/v1/flat/doc/d1", {"parse": "false", "max_doc_length": "3"}, 400, "requires parse=true"),
     ("/v2/flat/search", {"query": "a"}, 404, "Expected route"),
 ]
 
@@ -229,7 +230,10 @@ BAD_BODIES = [
     (b'{"queries": [{"query": 3}]}', 400, "queries[0].query' is required"),
     (b'{"queries": [{"query": "a"}, {"query": " "}]}', 400, "queries[1].query' is required"),
     (b'{"queries": [{"query": "a", "instruction": 5}]}', 400, "instruction must be a string"),
+    (b'{"queries": [{"query": "\\ud800 lone surrogate"}]}', 400, "not valid Unicode"),
     (b'{"queries": [{"query": "a"}], "hits": true}', 400, "'hits' must be an integer"),
+    (b'{"queries": [{"query": "a"}], "hits": 2.5}', 400, "'hits' must be an integer"),
+    (b'{"queries": [{"query": "a"}], "hits": 1e400}', 400, "'hits' must be an integer"),
     (b'{"queries": [{"query": "a"}], "hits": 0}', 400, "'hits' must be positive"),
     (b'{"queries": [{"query": "a"}], "topk": 3}', 400, "Unknown field"),
     (json.dumps({"queries": [{"query": "a"}] * 300}).encode(), 413, "larger than 4096 bytes"),
@@ -373,22 +377,40 @@ def test_load_is_shed_with_429_and_retry_after(
 
 
 def test_an_internal_crash_is_a_500_naming_nothing_internal(
+    url: str,
     client: httpx.Client,
     service: SearchService,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def crash(queries: list[str], instructions: list[str | None]) -> Any:
-        raise RuntimeError("secret detail of /internal/path")
+    """Only the request at fault fails, even when it shares a micro-batch with others."""
+    batcher = service.indexes["flat"].batcher
+    encode = batcher.encode
+    sizes = []
 
-    monkeypatch.setattr(service.indexes["flat"].batcher, "encode", crash)
+    def crash_on_boom(queries: list[str], instructions: list[str | None]) -> Any:
+        sizes.append(len(queries))
+        if "boom" in queries:
+            raise RuntimeError("secret detail of /internal/path")
+        return encode(queries, instructions)
+
+    monkeypatch.setattr(batcher, "encode", crash_on_boom)
+    monkeypatch.setattr(batcher, "max_wait_s", 0.2)  # so that the three share a batch
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            return await asyncio.gather(
+                *(c.get("/v1/flat/search", params={"query": q}) for q in ("apple", "boom", "kiwi"))
+            )
+
     with caplog.at_level(logging.ERROR, logger="qpr_pyserini.serve"):
-        response = client.get("/v1/flat/search", params={"query": "boom"})
-    assert response.status_code == 500 and response.json() == {"error": "Internal server error"}
-    assert "secret" not in response.text
-    assert any(
-        r.exc_info and "secret detail" in str(r.exc_info[1]) for r in caplog.records
-    )  # traceback logged
+        apple, boom, kiwi = asyncio.run(together())
+    assert boom.status_code == 500 and boom.json() == {"error": "Internal server error"}
+    assert "secret" not in boom.text
+    logged = [r for r in caplog.records if r.exc_info and "secret detail" in str(r.exc_info[1])]
+    assert logged  # with its traceback
+    assert apple.status_code == kiwi.status_code == 200
+    assert sizes == [3, 1, 1, 1]  # the shared batch failed, then each query was encoded alone
     monkeypatch.undo()
     assert_good_request_works(client)
 

@@ -7,7 +7,8 @@ SearchService, plus instructions, a batch form and the index list.
 - ``GET /v1/indexes``; ``GET /openapi.yaml`` (and ``/openapi.json``, ``/docs``); ``GET /``
 
 Every refusal is ``{"error": "..."}`` with its status. Parameters are parsed here (not by FastAPI's
-validation) so that the messages are Pyserini's.
+validation) so that the messages are Pyserini's. One difference: ``max_doc_length`` with ``parse=false`` cuts
+the document string (Pyserini refuses the pair with 400).
 """
 
 from __future__ import annotations
@@ -67,10 +68,9 @@ def create_app(
         if exc.status_code == 404:
             return JSONResponse({"error": ROUTE_ERROR}, 404)
         if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "GET")
-            return JSONResponse(
-                {"error": f"Method {request.method} not allowed: use {allowed}"}, 405, headers=exc.headers
-            )
+            allowed = ", ".join(sorted((exc.headers or {}).get("Allow", "GET").split(", ")))
+            message = f"Method {request.method} not allowed: use {allowed}"
+            return JSONResponse({"error": message}, 405, headers={"Allow": allowed})
         return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -103,7 +103,7 @@ def create_app(
         params = request.query_params
         _refuse_bm25(params)
         query = params.get("query")
-        if query is None or not query.strip():
+        if query is None:
             raise ApiError(400, "Parameter 'query' is required")
         item = QueryItem(query, params.get("instruction"))
         parse, max_doc_length = _document_options(params.get("parse"), params.get("max_doc_length"))
@@ -154,7 +154,7 @@ def _int_param(raw: str | None, name: str, default: int) -> int:
 
 
 def _document_options(parse_raw: str | None, length_raw: str | None) -> tuple[bool, int | None]:
-    """``parse`` ('true' / 'false', default true) and ``max_doc_length`` (positive; needs parse=true)."""
+    """``parse`` ('true' / 'false', default true) and ``max_doc_length`` (positive)."""
     parse = True
     if parse_raw is not None:
         lowered = parse_raw.strip().lower()
@@ -166,8 +166,6 @@ def _document_options(parse_raw: str | None, length_raw: str | None) -> tuple[bo
         length = _int_param(length_raw, "max_doc_length", 0)
         if length <= 0:
             raise ApiError(400, "Parameter 'max_doc_length' must be positive")
-        if not parse:
-            raise ApiError(400, "Parameter 'max_doc_length' requires parse=true")
     return parse, length
 
 
@@ -206,16 +204,22 @@ def _batch(payload: Any) -> tuple[list[QueryItem], int, bool, int | None]:
         if instruction is not None and not isinstance(instruction, str):
             raise ApiError(400, f"queries[{number}].instruction must be a string or null")
         items.append(QueryItem(query, instruction))
-    hits = payload.get("hits", DEFAULT_HITS)
-    if not isinstance(hits, int) or isinstance(hits, bool):
-        raise ApiError(400, "Parameter 'hits' must be an integer")
+    hits = _json_int(payload.get("hits", DEFAULT_HITS), "hits")
     parse = payload.get("parse", True)
     if not isinstance(parse, bool):
         raise ApiError(400, "Parameter 'parse' must be true or false")
     length = payload.get("max_doc_length")
     if length is not None:
-        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise ApiError(400, "Parameter 'max_doc_length' must be a positive integer")
-        if not parse:
-            raise ApiError(400, "Parameter 'max_doc_length' requires parse=true")
+        length = _json_int(length, "max_doc_length")
+        if length < 1:
+            raise ApiError(400, "Parameter 'max_doc_length' must be positive")
     return items, hits, parse, length
+
+
+def _json_int(value: Any, name: str) -> int:
+    """A JSON integer (JSON Schema counts 3.0 as one; true is not)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, f"Parameter '{name}' must be an integer")
+    return value

@@ -6,21 +6,19 @@ already waiting), up to ``max_batch``, and encodes them in one call on a single 
 pass at a time, so the model's threads are not oversubscribed; while it runs, the next batch gathers). The
 vectors are then grouped by target (an index and a hit count) and each group is searched in one call on the
 event loop's thread pool, off the event loop and without holding up the next encoding: a slow search delays
-only the queries it holds. ``max_batch=1`` encodes one query at a time (micro-batching off).
+only the queries it holds. If a batch fails to encode, its queries are encoded one by one, so that only the
+query at fault fails. ``max_batch=1`` encodes one query at a time (micro-batching off).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 Encode = Callable[[list[str], list[str | None]], np.ndarray]
 Search = Callable[[Any, np.ndarray], Sequence[Any]]
@@ -73,10 +71,16 @@ class MicroBatcher:
             batch = await self._gather()
             try:
                 await self._encode_and_dispatch(batch)
-            except Exception as err:  # noqa: BLE001 - each waiting request reports it (and logs its traceback)
+            except Exception as err:  # noqa: BLE001 - reported to the requests it concerns
+                if len(batch) == 1:
+                    _fail(batch[0], err)
+                    continue
+                # One bad query must not fail the others that shared its batch: encode them one by one.
                 for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(err)
+                    try:
+                        await self._encode_and_dispatch([item])
+                    except Exception as alone:  # noqa: BLE001 - this request's own failure
+                        _fail(item, alone)
 
     async def _gather(self) -> list[_Waiting]:
         """The next batch: the first waiting query and those arriving within max_wait_s of it."""
@@ -121,9 +125,12 @@ class MicroBatcher:
         except Exception as err:  # noqa: BLE001 - handed to each waiting request
             results = [err] * len(items)
         for item, result in zip(items, results, strict=True):
-            if item.future.done():
-                continue
             if isinstance(result, Exception):
-                item.future.set_exception(result)
-            else:
+                _fail(item, result)
+            elif not item.future.done():  # done: its client went away
                 item.future.set_result(result)
+
+
+def _fail(item: _Waiting, err: Exception) -> None:
+    if not item.future.done():
+        item.future.set_exception(err)

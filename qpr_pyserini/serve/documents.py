@@ -28,12 +28,13 @@ class Documents:
         return docid in self._documents
 
     def payload(self, docid: str, *, parse: bool = True, max_length: int | None = None) -> Any:
-        """The document as the v1 API returns it (None when the corpus lacks it); ``max_length`` cuts text."""
+        """The document as the v1 API returns it (None when the corpus lacks it); ``max_length`` cuts its text
+        (or, with ``parse=False``, the string)."""
         document = self._documents.get(docid)
         if document is None:
             return None
         if not parse:
-            return document.joined()
+            return document.joined()[:max_length]
         return _shaped(document, max_length)
 
 

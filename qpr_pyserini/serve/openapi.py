@@ -5,7 +5,8 @@ Changes to Pyserini's document: ``{index}`` lists the served index names; ``quer
 like ``instruction`` (new) and ``hits``, has the server's limits; BM25's ``k1`` / ``b`` are gone (dense indexes
 only: sent anyway, they get Pyserini's 400); ``POST /{index}/search`` takes a batch of ``{query, instruction}``;
 ``GET /indexes`` lists the indexes; 404 also means an unknown index, 413 an oversized body; a document may be
-``null`` (no corpus served), which OpenAPI 3.1 spells as a type.
+``null`` (no corpus served), which OpenAPI 3.1 spells as a type; ``max_doc_length`` also applies with
+``parse=false``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from typing import Any
 
 import yaml
 
+from .service import NOT_BLANK
 from .settings import Limits
 
+_MAX_DOC_LENGTH = (
+    "Maximum characters of each document's text to return (with parse=false: of the document string). "
+    "If omitted, return the full document."
+)
 _DESCRIPTION = (
     "Anserini's v1 REST surface (as Pyserini 2.4 serves it) over instruction-aware dense indexes: each query "
     "may carry a natural-language instruction, formatted by the index's instruction template."
@@ -58,6 +64,9 @@ def openapi_document(index_names: list[str], limits: Limits) -> dict[str, Any]:
 
     fetch = doc["paths"]["/{index}/doc/{docid}"]["get"]
     fetch["parameters"] = [index, *(p for p in fetch["parameters"] if p["name"] != "index")]
+    for parameter in (*search["parameters"], *fetch["parameters"]):
+        if parameter["name"] == "max_doc_length":
+            parameter["description"] = _MAX_DOC_LENGTH
     fetch["responses"]["200"]["description"] = (
         "Document found (null when the index is served without a corpus)."
     )
@@ -84,7 +93,7 @@ def _search_parameters(parameters: list[dict[str, Any]], limits: Limits) -> list
         if name in ("index", "k1", "b"):
             continue
         if name == "query":
-            parameter["schema"] = {"type": "string", "pattern": r"\S", "maxLength": limits.query_chars}
+            parameter["schema"] = {"type": "string", "pattern": NOT_BLANK, "maxLength": limits.query_chars}
         elif name == "hits":
             parameter["schema"]["maximum"] = limits.hits
         kept.append(parameter)
@@ -138,7 +147,7 @@ def _new_schemas(limits: Limits) -> dict[str, Any]:
         "BatchQuery": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "pattern": r"\S", "maxLength": limits.query_chars},
+                "query": {"type": "string", "pattern": NOT_BLANK, "maxLength": limits.query_chars},
                 "instruction": {"type": ["string", "null"], "maxLength": limits.instruction_chars},
             },
             "required": ["query"],
@@ -155,7 +164,7 @@ def _new_schemas(limits: Limits) -> dict[str, Any]:
                 },
                 "hits": {"type": "integer", "minimum": 1, "maximum": limits.hits, "default": 10},
                 "parse": {"type": "boolean", "default": True},
-                "max_doc_length": {"type": "integer", "minimum": 1},
+                "max_doc_length": {"type": "integer", "minimum": 1, "description": _MAX_DOC_LENGTH},
             },
             "required": ["queries"],
             "additionalProperties": False,

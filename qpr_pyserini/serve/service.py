@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from .settings import IndexSpec, Limits
 log = logging.getLogger(__name__)
 
 SCORE_DECIMALS = 6
+# A character that is not white space, spelled so that Python's re and JSON Schema's (ECMA-262) regular
+# expressions read it alike: the OpenAPI document's "pattern" of a query is exactly what the server accepts.
+_SPACE = r"\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{_SPACE}]"
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class SearchService:
             raise ApiError(400, f"Parameter 'hits' must be at most {self.limits.hits}")
 
     def check_query(self, item: QueryItem, where: str = "") -> None:
-        if not item.query.strip():
+        if not re.search(NOT_BLANK, item.query):
             raise ApiError(400, f"Parameter '{where}query' is required")
         for name, value, limit in (
             ("query", item.query, self.limits.query_chars),
@@ -147,6 +152,8 @@ class SearchService:
         ):
             if value is not None and len(value) > limit:
                 raise ApiError(400, f"Parameter '{where}{name}' is longer than {limit} characters")
+            if value is not None and not value.isascii() and not _encodable(value):
+                raise ApiError(400, f"Parameter '{where}{name}' is not valid Unicode (a lone surrogate)")
 
     async def search(
         self,
@@ -181,8 +188,6 @@ class SearchService:
     ) -> Any:
         """The document's payload (None when no corpus is served with the index); ApiError 404 if unknown."""
         served = self.index(name)
-        if not docid.strip():
-            raise ApiError(400, "Path parameter 'docid' is required")
         if not served.contains(docid):
             raise ApiError(404, f"Document not found: {docid}")
         if served.documents is None:
@@ -266,6 +271,14 @@ def _open(spec: IndexSpec, mmap: bool) -> DenseIndex | ResidentShards:
         raise InputError(str(dense.path), "index holds no vectors")
     prepare(dense)
     return dense
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _encoder(model: DenseEncoder, batch_size: int) -> Any:
