@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from serve_helpers import TOPICS, build_indexes, running
 
 from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import Topic
 from qpr_pyserini.search import search_topics
@@ -29,7 +31,7 @@ from qpr_pyserini.serve.__main__ import main as serve_main
 from qpr_pyserini.serve.app import create_app
 from qpr_pyserini.serve.auth import ApiKeys
 from qpr_pyserini.serve.service import SearchService, ServedIndex, load_service
-from qpr_pyserini.serve.settings import IndexSpec, Limits
+from qpr_pyserini.serve.settings import IndexSpec, Limits, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 HITS = 5
@@ -515,3 +517,38 @@ def test_help_explains_the_surface(capsys: pytest.CaptureFixture[str]) -> None:
         "--mcp",
     ):
         assert text in out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n", "must be a mapping"),
+        ("indexes: {}\nport: 3\n", "unknown key(s) ['port']"),
+        ("indexes:\n  a: {path: x, encoding: minilm}\n", "unknown key(s) ['encoding']"),
+        ("indexes:\n  a: {encoder: minilm}\n", "'path' must be a folder"),
+        ("indexes:\n  a: {path: x, ef_search: 0}\n", "'ef_search' must be a positive integer"),
+        ("indexes:\n  'a b': x\n", "index name 'a b'"),
+        ("api_keys: secret\n", "'api_keys' must be a list"),
+        ("api_keys: ['']\n", "'api_keys' must be a list of non-empty strings"),
+        ("indexes: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_config(tmp_path / "c.yaml")
+
+
+def test_config_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    from qpr_pyserini.serve.settings import read_config
+
+    (tmp_path / "c.yaml").write_text(
+        "indexes:\n  a: idx\n  b: {path: [s0, s1], corpus: c.jsonl}\napi_keys: [k]\n"
+    )
+    config = read_config(tmp_path / "c.yaml")
+    assert config.indexes["a"].paths == (tmp_path / "idx",)
+    assert (
+        config.indexes["b"].paths == (tmp_path / "s0", tmp_path / "s1")
+        and config.indexes["b"].corpus == tmp_path / "c.jsonl"
+    )
+    assert config.api_keys == ("k",)
