@@ -14,9 +14,9 @@ from typing import Any
 import uvicorn
 from conftest import write_jsonl
 
-from qpr_pyserini.ann import convert_index
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.encode import encode_corpus
+from qpr_pyserini.index import convert_index
 
 WORDS = [
     "apple",

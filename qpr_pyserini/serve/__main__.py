@@ -8,10 +8,10 @@ import socket
 import sys
 from pathlib import Path
 
-from ..cli import add_encoder_options, run_cli
-from ..io.errors import InputError
-from .auth import ApiKeys, is_loopback
-from .settings import IndexSpec, Limits, parse_pairs, read_config
+from qpr_pyserini.cli import add_encoder_options, run_cli
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.serve.auth import ApiKeys, is_loopback
+from qpr_pyserini.serve.settings import IndexSpec, Limits, parse_pairs, read_config
 
 DESCRIPTION = """\
 Serve instruction-aware search over HTTP: Anserini's v1 REST API (the surface of Pyserini's

@@ -24,11 +24,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 
-from .auth import ApiKeys
-from .errors import ApiError
-from .guard import Guard
-from .openapi import openapi_document
-from .service import QueryItem, SearchService
+from qpr_pyserini.serve.auth import ApiKeys
+from qpr_pyserini.serve.errors import ApiError
+from qpr_pyserini.serve.guard import Guard
+from qpr_pyserini.serve.openapi import openapi_document
+from qpr_pyserini.serve.service import QueryItem, SearchService
 
 API = "v1"
 DEFAULT_HITS = 10

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..io.corpus import Document, iter_corpus
+from qpr_pyserini.io.corpus import Document, iter_corpus
 
 
 class Documents:

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import ApiKeys
+from qpr_pyserini.serve.auth import ApiKeys
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 
-from .errors import ApiError
-from .service import QueryItem, SearchService
+from qpr_pyserini.serve.errors import ApiError
+from qpr_pyserini.serve.service import QueryItem, SearchService
 
 
 def build_mcp(service: SearchService) -> FastMCP:

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from .service import NOT_BLANK
-from .settings import Limits
+from qpr_pyserini.serve.service import NOT_BLANK
+from qpr_pyserini.serve.settings import Limits
 
 _MAX_DOC_LENGTH = (
     "Maximum characters of each document's text to return (with parse=false: of the document string). "

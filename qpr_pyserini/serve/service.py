@@ -22,16 +22,15 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ..ann import set_search_parameters
-from ..index import DenseIndex, load_index
-from ..io.errors import InputError
-from ..modeling import DenseEncoder
-from ..search import check_compatible, query_encoder_for, retrieve
-from ..shards import Hits, ShardedIndex, index_folders
-from .batching import MicroBatcher
-from .documents import Documents
-from .errors import ApiError
-from .settings import IndexSpec, Limits
+from qpr_pyserini.index import DenseIndex, load_index, set_search_parameters
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.model import DenseEncoder
+from qpr_pyserini.search import check_compatible, query_encoder_for, retrieve
+from qpr_pyserini.search.shards import Hits, ShardedIndex, index_folders
+from qpr_pyserini.serve.batching import MicroBatcher
+from qpr_pyserini.serve.documents import Documents
+from qpr_pyserini.serve.errors import ApiError
+from qpr_pyserini.serve.settings import IndexSpec, Limits
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ..io.errors import InputError
+from qpr_pyserini.io.errors import InputError
 
 _INDEX_KEYS = {"path", "index_type", "encoder", "ef_search", "nprobe", "template", "corpus"}
 
