@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from qpr_pyserini.config import BACKENDS
+from qpr_pyserini.config import BACKENDS, DEFAULT_BACKEND
 from qpr_pyserini.io.errors import InputError
 
 
@@ -57,9 +57,10 @@ def add_encoder_options(
     group.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="torch",
-        help="inference library (default torch); onnx, openvino (CPU, fp32, exported once and cached), "
-        "openvino-bf16 and onnx-int8 (opt-in lower precisions) need the extras qpr_pyserini[onnx] / [openvino]",
+        default=DEFAULT_BACKEND,
+        help=f"inference library (default {DEFAULT_BACKEND}: openvino, else onnx, on the CPU with fp32 weights, "
+        "else torch; exported once and cached); torch, onnx, openvino (fp32, equal to torch's vectors), "
+        "openvino-bf16 and onnx-int8 (opt-in lower precisions)",
     )
 
 

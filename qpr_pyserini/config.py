@@ -17,8 +17,10 @@ from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.templates import resolve_template
 
 POOLINGS = ("cls", "mean", "last")
-# Inference backends (qpr_pyserini.model.backends): torch, or an exported backbone run by another library.
-BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
+# Inference backends (qpr_pyserini.model.backends): torch, or an exported backbone run by another library;
+# auto (every tool's default) is the fastest of them whose fp32 vectors equal torch's.
+BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
+DEFAULT_BACKEND = "auto"
 DTYPES = ("float32", "bfloat16", "float16")
 CONFIG_FILE = "qpr_encoder.json"
 

@@ -27,10 +27,10 @@ WORDS = (
 
 
 def needs_extra(backend: str) -> None:
-    """Skip, naming the extra, when the backend's packages are not installed."""
-    missing = [m for m in backends.EXTRAS[backend] if importlib.util.find_spec(m) is None]
+    """Skip, naming them, when the backend's packages are not installed (they are default dependencies)."""
+    missing = [m for m in backends.PACKAGES[backend] if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"backend {backend} needs {', '.join(missing)} (pip install 'qpr_pyserini[{backend}]')")
+        pytest.skip(f"backend {backend} needs {', '.join(missing)} (pip install {' '.join(missing)})")
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +175,7 @@ def test_non_float32_weights_are_refused(tiny_encoder: EncoderConfig) -> None:
 
 
 def test_an_unknown_backend_is_refused(tiny_encoder: EncoderConfig) -> None:
-    with pytest.raises(ValueError, match="--backend: 'tensorrt': choose one of torch, onnx"):
+    with pytest.raises(ValueError, match="--backend: 'tensorrt': choose one of auto, torch, onnx"):
         DenseEncoder.load(tiny_encoder).use_backend("tensorrt")
 
 
@@ -197,9 +197,110 @@ def test_encode_and_search_clis_take_the_backend(
     assert np.abs(vectors["onnx"] - vectors["torch"]).max() < 1e-4
 
 
-def test_a_passed_model_keeps_its_backend_when_search_changes_its_template(tiny_encoder: EncoderConfig) -> None:
+def test_a_passed_model_keeps_its_backend_when_search_changes_its_template(
+    tiny_encoder: EncoderConfig,
+) -> None:
     needs_extra("onnx")
     model = DenseEncoder.load(tiny_encoder, backend="onnx")
     changed = search.with_settings(model, template="instruction-first")
     assert changed.config.template == "instruction-first"
     assert (changed.backend, changed.runner) == ("onnx", model.runner)
+
+
+# ---------------------------------------------------------------- auto: every tool's default
+
+
+@pytest.mark.parametrize(
+    ("missing", "device", "dtype", "expected"),
+    [
+        ((), "cpu", "float32", "openvino"),
+        (("openvino",), "cpu", "float32", "onnx"),
+        (("openvino", "onnxruntime"), "cpu", "float32", "torch"),
+        ((), "cuda", "float32", "torch"),
+        ((), "cpu", "bfloat16", "torch"),
+    ],
+)
+def test_auto_is_openvino_else_onnx_runtime_else_torch(
+    missing: tuple[str, ...], device: str, dtype: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for backend in ("openvino", "onnx"):
+        needs_extra(backend)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in missing else find_spec(name)
+    )
+    assert backends.resolve_backend("auto", torch.device(device), dtype) == expected
+    assert backends.resolve_backend("onnx", torch.device(device), dtype) == "onnx"  # a named one is kept
+
+
+def test_auto_gives_torch_vectors_and_notes_the_one_time_export(
+    tiny_encoder: EncoderConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs_extra("openvino")
+    torch_model = DenseEncoder.load(tiny_encoder)
+    capsys.readouterr()
+    auto = DenseEncoder.load(tiny_encoder, backend="auto")
+    note = capsys.readouterr().err.strip().splitlines()
+    assert auto.backend == "openvino" and auto.runner is not None
+    assert (
+        len(note) == 1
+        and note[0].startswith("exporting tiny for openvino (once; cached in ")
+        and " done in " in note[0]
+    )
+    passages, queries = texts(40), texts(8)
+    expected, got = (
+        torch_model.embed_passages(passages, batch_size=7),
+        auto.embed_passages(passages, batch_size=7),
+    )
+    assert ((expected * got).sum(1)).min() > 1 - 1e-4  # both L2-normalised
+    assert top10(auto.embed_queries(queries), got) == top10(torch_model.embed_queries(queries), expected)
+    DenseEncoder.load(tiny_encoder, backend="auto")
+    assert capsys.readouterr().err == ""  # cached: no second export
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(
+    tiny_encoder: EncoderConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    needs_extra("onnx")
+
+    def fail(*args: object) -> None:
+        raise backends.InputError("--backend", "cannot export tiny to ONNX (a test); use --backend torch")
+
+    monkeypatch.setattr(backends, "_export", fail)
+    with caplog.at_level("WARNING"):
+        model = DenseEncoder.load(tiny_encoder, backend="auto")
+    assert (model.backend, model.runner) == ("torch", None)
+    assert "--backend auto runs torch instead" in caplog.text
+    with pytest.raises(ValueError, match="cannot export"):
+        DenseEncoder.load(tiny_encoder, backend="onnx")  # named explicitly: refused
+
+
+def test_tools_default_to_auto_and_indexes_record_what_it_chose(
+    tiny_bert: Path, tiny_corpus: Path, tiny_topics: Path, tmp_path: Path
+) -> None:
+    needs_extra("openvino")
+    index, run = tmp_path / "index", tmp_path / "run.trec"
+    assert (
+        encode_cli.main(
+            ["--corpus", str(tiny_corpus), "--index", str(index), "--encoder", str(tiny_bert), "--quiet"]
+        )
+        == 0
+    )
+    assert json.loads((index / "qpr_index.json").read_text())["backend"] == "openvino"
+    args = [
+        "--index",
+        str(index),
+        "--topics",
+        str(tiny_topics),
+        "--output",
+        str(run),
+        "--hits",
+        "5",
+        "--quiet",
+    ]
+    assert search_cli.main(args) == 0
+    torch_run = tmp_path / "torch.trec"
+    assert search_cli.main([*args[:5], str(torch_run), *args[6:], "--backend", "torch"]) == 0
+    assert {q: list(r) for q, r in read_run(run).items()} == {
+        q: list(r) for q, r in read_run(torch_run).items()
+    }

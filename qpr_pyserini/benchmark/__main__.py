@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             split=args.split,
             progress=not args.quiet,
+            backend=args.backend,
         )
         message = [format_scores(record), f"runs and scores.json under {args.output}"]
         if args.mteb_results is not None:

@@ -60,19 +60,21 @@ def run_benchmark(
     device: str = "cpu",
     split: str = "test",
     progress: bool = True,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """Run ``suite`` on ``data`` and write runs and ``scores.json`` under ``output``; returns the scores record.
 
     ``index``: an index of the benchmark's corpus to reuse; absent, the corpus is encoded into it (default
-    ``output/index``). The query encoder is ``encoder``, else the index's.
+    ``output/index``). The query encoder is ``encoder``, else the index's; ``backend`` runs both encoders (see
+    qpr_pyserini.model.backends).
     """
     started = time.monotonic()
     check_positive(hits=hits, batch_size=batch_size)  # before any encoding
     out = Path(output)
     bench = load_benchmark(suite, data, out / "data", split)
     index_path = Path(index) if index is not None else out / "index"
-    dense = _index_for(bench, index_path, encoder, batch_size, device, progress)
-    model = query_encoder_for(dense, encoder, template, device)
+    dense = _index_for(bench, index_path, encoder, batch_size, device, progress, backend)
+    model = query_encoder_for(dense, encoder, template, device, backend=backend)
     candidates = _write_candidates(bench, out / "top_ranked.jsonl") if bench.candidates is not None else None
 
     runs: dict[str, str] = {}
@@ -139,7 +141,13 @@ def run_benchmark(
 
 
 def _index_for(
-    bench: Benchmark, path: Path, encoder: str | None, batch_size: int, device: str, progress: bool
+    bench: Benchmark,
+    path: Path,
+    encoder: str | None,
+    batch_size: int,
+    device: str,
+    progress: bool,
+    backend: str,
 ) -> DenseIndex:
     """The index at ``path`` when it holds exactly the benchmark's corpus, encoded there if absent.
 
@@ -147,7 +155,9 @@ def _index_for(
     """
     recorded = read_index_record(path) if path.is_dir() else None
     chosen = encoder or (recorded_encoder(path) if recorded else None) or DEFAULT_ENCODER
-    encode_or_reuse(bench.corpus, path, chosen, batch_size=batch_size, device=device, progress=progress)
+    encode_or_reuse(
+        bench.corpus, path, chosen, batch_size=batch_size, device=device, progress=progress, backend=backend
+    )
     return load_index(path)
 
 

@@ -22,7 +22,8 @@ from qpr_pyserini.io.corpus import (
     shard_rows,
 )
 from qpr_pyserini.io.errors import InputError, check_positive
-from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.model.backends import resolve_backend
+from qpr_pyserini.model.encoder import DenseEncoder, resolve_device
 from qpr_pyserini.presets import resolve_encoder
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def encode_corpus(
     documents = iter_corpus_shard(corpus, shard_id, shard_num)
     total = count_documents(corpus)
     shard = {"id": shard_id, "num": shard_num} if shard_num > 1 else None
-    used_backend = model.backend if model is not None else backend
+    used_backend = _backend_of(model, backend, device, config)
     if resume and is_index_of(index, corpus, config, used_backend, shard_id, shard_num):
         log.warning("%s is already complete; nothing to resume", index)
         return Path(index)
@@ -171,7 +172,7 @@ def encode_or_reuse(
     ``corpus`` encoded into it. A folder holding something else is replaced with ``replace``, else an
     InputError. ``options`` go to :func:`encode_corpus`."""
     config = _encoder_config(encoder, options.get("max_length"), model)
-    used_backend = model.backend if model is not None else backend
+    used_backend = _backend_of(model, backend, options.get("device", "cpu"), config)
     if is_index_of(index, corpus, config, used_backend):
         log.info("reusing %s, an index of %s by this encoder", index, corpus)
         return Path(index)
@@ -181,9 +182,15 @@ def encode_or_reuse(
             f"exists but is not an index of {corpus} by encoder {config.name or config.model} "
             "(another corpus, encoder or backend, or built elsewhere): name another folder or remove it",
         )
-    return encode_corpus(
-        corpus, index, config, model=model, backend=backend, overwrite=replace, **options
-    )
+    return encode_corpus(corpus, index, config, model=model, backend=backend, overwrite=replace, **options)
+
+
+def _backend_of(model: DenseEncoder | None, backend: str, device: str, config: EncoderConfig) -> str:
+    """The backend that encodes (and that the index records): the passed model's, else ``backend`` as it
+    resolves for ``device`` and the encoder's weights (``auto``: see qpr_pyserini.model.backends)."""
+    if model is not None:
+        return model.backend
+    return resolve_backend(backend, resolve_device(device), config.dtype)
 
 
 def _fingerprinted(documents: Iterator[Document], fingerprint: CorpusFingerprint) -> Iterator[Document]:

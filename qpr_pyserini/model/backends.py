@@ -7,10 +7,13 @@ it. This module sees backbones and batches only: which backend an encoder runs i
 (``DenseEncoder.use_backend``), and pooling, normalisation and the text side stay there, so a backend changes
 only which library multiplies the matrices (names in ``qpr_pyserini.config.BACKENDS``):
 
-- ``torch``: eager PyTorch (the default);
-- ``onnx``: ONNX Runtime, fp32 (extra ``qpr_pyserini[onnx]``);
+- ``auto`` (every tool's default): the fastest of these whose fp32 vectors equal torch's, by
+  :func:`resolve_backend`: ``openvino``, else ``onnx`` (whichever is installed; both are default dependencies)
+  on the CPU with float32 weights, ``torch`` on a GPU or for other weights (and if the export fails);
+- ``torch``: eager PyTorch (the Python API's default: ``DenseEncoder.load``);
+- ``onnx``: ONNX Runtime, fp32;
 - ``openvino``: OpenVINO reading the same ONNX file, fp32 (inference precision pinned to f32, so CPUs with
-  bf16 units do not silently lower it; extra ``qpr_pyserini[openvino]``);
+  bf16 units do not silently lower it);
 - ``openvino-bf16``: OpenVINO at bfloat16 inference precision (its default on CPUs with bf16 units, such as
   AVX-512 BF16 or AMX): an opt-in precision whose vectors differ from fp32 (docs/performance.md measures it);
 - ``onnx-int8``: ONNX Runtime over a dynamically quantised copy (int8 weights, activations quantised per
@@ -50,13 +53,14 @@ from qpr_pyserini.model.text import Batch
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-EXTRAS = {
+PACKAGES = {
     "onnx": ("onnxruntime", "onnx"),
     "openvino": ("openvino", "onnx"),
     "openvino-bf16": ("openvino", "onnx"),
     "onnx-int8": ("onnxruntime", "onnx"),
 }
 OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}
+AUTO_ORDER = ("openvino", "onnx")  # what auto tries, fastest first (docs/performance.md); both fp32
 # What a model folder's weights can be stored as (transformers' formats, sharded or not, and GGUF)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json")
 OPSET = 17
@@ -78,18 +82,28 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qpr_pyserini"
 
 
+def resolve_backend(backend: str, device: torch.device, dtype: str) -> str:
+    """The backend that runs: ``backend`` itself, or for ``auto`` the first of AUTO_ORDER whose packages are
+    installed, on the CPU with float32 weights; torch on another device (a GPU), for other weights, or when
+    none is installed."""
+    if backend != "auto":
+        return backend
+    if device.type != "cpu" or dtype != "float32":
+        return "torch"
+    return next((name for name in AUTO_ORDER if not _missing(name)), "torch")
+
+
 def check_backend(backend: str, device: torch.device, dtype: str) -> None:
-    """Refuse, as an InputError on ``--backend``, what ``backend`` cannot run: an unknown name, a missing
-    extra, a device other than the CPU, weights other than float32."""
+    """Refuse, as an InputError on ``--backend``, what ``backend`` (resolved: not ``auto``) cannot run: an
+    unknown name, missing packages, a device other than the CPU, weights other than float32."""
     if backend not in BACKENDS:
         raise InputError("--backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return
-    missing = [module for module in EXTRAS[backend] if importlib.util.find_spec(module) is None]
+    missing = _missing(backend)
     if missing:
-        extra = backend.split("-")[0]
         raise InputError(
-            "--backend", f"{backend} needs {' and '.join(missing)}: pip install 'qpr_pyserini[{extra}]'"
+            "--backend", f"{backend} needs {' and '.join(missing)}: pip install {' '.join(missing)}"
         )
     if device.type != "cpu":
         raise InputError("--backend", f"{backend} runs on the CPU; use --device cpu (or --backend torch)")
@@ -98,6 +112,10 @@ def check_backend(backend: str, device: torch.device, dtype: str) -> None:
             "--backend",
             f"{backend} exports float32 weights, but the encoder loads {dtype}: set its dtype to float32",
         )
+
+
+def _missing(backend: str) -> list[str]:
+    return [module for module in PACKAGES[backend] if importlib.util.find_spec(module) is None]
 
 
 def make_runner(backend: str, onnx_file: Path, backbone_config: PretrainedConfig) -> Runner:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -22,6 +25,7 @@ from qpr_pyserini.model.backends import (
     loaded_weights_key,
     make_runner,
     model_folder_key,
+    resolve_backend,
 )
 from qpr_pyserini.model.text import Batch, TextPipeline
 from qpr_pyserini.presets import resolve_model_path
@@ -29,6 +33,8 @@ from qpr_pyserini.templates import FormattedQuery, InstructionTemplate
 
 if TYPE_CHECKING:  # transformers' modelling code takes seconds to import: only where a backbone is built
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N (or another torch device type, such as mps)"
@@ -110,7 +116,8 @@ class DenseEncoder(torch.nn.Module):
         """Load backbone and tokenizer (and a LoRA adapter) from local folders, packages or the hub; run
         inference on ``backend`` (see :meth:`use_backend`)."""
         target = resolve_device(device)
-        check_backend(backend, target, config.dtype)
+        chosen = resolve_backend(backend, target, config.dtype)
+        check_backend(chosen, target, config.dtype)
         model_path = resolve_model_path(config.model)
         if _looks_local(model_path) and not Path(model_path).exists():
             raise InputError(
@@ -118,7 +125,7 @@ class DenseEncoder(torch.nn.Module):
             )
         text = TextPipeline.load(config)
         key = None
-        if backend != "torch" and not config.lora and Path(model_path).is_dir():
+        if chosen != "torch" and not config.lora and Path(model_path).is_dir():
             key = model_folder_key(Path(model_path))
         if key is not None and export_path(key).is_file():  # exported before: no torch backbone needed
             encoder = cls(
@@ -133,21 +140,41 @@ class DenseEncoder(torch.nn.Module):
         return encoder.use_backend(backend, key)
 
     def use_backend(self, backend: str, key: str | None = None) -> DenseEncoder:
-        """Run inference on ``backend`` (see qpr_pyserini.model.backends), exporting the backbone on first use
-        into the cache under ``key`` (default: its weights as they are in memory); returns this encoder.
+        """Run inference on ``backend`` (see qpr_pyserini.model.backends; ``auto`` resolved here), exporting the
+        backbone on first use into the cache under ``key`` (default: its weights as they are in memory), with
+        one line on stderr for that one-time cost; returns this encoder. Should the export fail, ``auto``
+        falls back to torch (with a warning); a backend named explicitly raises.
 
         Gradient passes always run the torch backbone.
         """
-        check_backend(backend, self.device, self.dtype)
-        self.backend = backend
-        if backend == "torch":
+        chosen = resolve_backend(backend, self.device, self.dtype)
+        check_backend(chosen, self.device, self.dtype)
+        self.backend = chosen
+        if chosen == "torch":
             self.runner = None
             return self
         onnx_file = export_path(key or loaded_weights_key(self.backbone))
-        if not onnx_file.is_file():
-            sample = self.tokenize(EXPORT_SAMPLE, max_length=16)
-            export_backbone(self.backbone, sample, onnx_file, self.config.name or self.config.model)
-        self.runner = make_runner(backend, onnx_file, self.backbone_config)
+        if onnx_file.is_file():
+            self.runner = make_runner(chosen, onnx_file, self.backbone_config)
+            return self
+        name = self.config.name or self.config.model
+        started = time.perf_counter()
+        print(
+            f"exporting {name} for {chosen} (once; cached in {onnx_file.parent}) ...",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            export_backbone(self.backbone, self.tokenize(EXPORT_SAMPLE, max_length=16), onnx_file, name)
+            self.runner = make_runner(chosen, onnx_file, self.backbone_config)
+        except InputError as err:
+            print(" failed", file=sys.stderr)
+            if backend != "auto":
+                raise
+            log.warning("%s; --backend auto runs torch instead", err)
+            return self.use_backend("torch")
+        print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         return self
 
     def reconfigured(self, config: EncoderConfig) -> DenseEncoder:
