@@ -2,7 +2,7 @@
 micro-batching (the default) and with one query encoded at a time, at several numbers of concurrent clients.
 
     .venv/bin/python benchmarks/bench_serve.py [--index DIR] [--requests 2000] [--concurrency 1 8 32] \
-        [--hits 10] [--batch-size 32] [--batch-wait-ms 2] [--backend B] [--threads N]
+        [--hits 10] [--rounds 4] [--batch-size 32] [--batch-wait-ms 2] [--backend auto] [--threads N]
 
 The index is the MiniLM index of SciFact (../shared/data/scifact/corpus.jsonl, built into --index with
 `python -m qpr_pyserini.encode --encoder minilm` when that folder does not hold one). The requests are the
@@ -10,13 +10,15 @@ SciFact-stance claims (train and test, ../shared/data/scifact-stance) each with 
 (instruction_og, instruction_changed, instruction_matching), in a fixed shuffled order:
 `GET /v1/scifact/search?query=CLAIM&instruction=TEXT&hits=10`.
 
-Each server is a child process started as a user starts it (`python -m qpr_pyserini.serve --index
-scifact=DIR --port 0 --batch-size B`; `--batch-size 1` is one query at a time). The client is a small
-asyncio `httpx2` client in this process: C workers, each sending its next request when the last one is
-answered, one kept-alive connection each; 50 untimed requests first. Reported per server and C: requests/s
-(completed requests over the wall time), p50 / p99 latency, non-200 answers (errors), and the ratio of the
-two servers' requests/s. Both servers' top-10 answers to the
-same requests are compared (identical doc ids, largest score difference).
+The two servers are child processes started as a user starts them (`python -m qpr_pyserini.serve --index
+scifact=DIR --port 0 --batch-size B`; `--batch-size 1` is one query at a time), both up for the whole run.
+The client is a small asyncio `httpx2` client in this process: C workers, each sending its next request when
+the last one is answered, one kept-alive connection each; 50 untimed requests to each server first. For each
+C the requests go out in --rounds slices, each slice to both servers in turn (ABBA order), so that a shared
+machine's changing load falls on both alike (per-round requests/s are kept in the results). Reported per
+server and C: requests/s (completed requests over the wall time), p50 / p99 latency, non-200 answers
+(errors), and the ratio of the two servers' requests/s. Both servers' top-10 answers to the same requests
+are compared (identical doc ids, largest score difference).
 
 The client shares the machine with the server: on a 2-core machine it takes part of the CPU, in both modes
 alike. Results: benchmarks/results/serve.json (commit, command, start and end time, load averages).
@@ -114,7 +116,8 @@ class Server:
 
 
 async def load(url: str, requests: list[dict[str, str]], hits: int, concurrency: int) -> dict[str, Any]:
-    """Send ``requests`` with ``concurrency`` workers; latencies, statuses and the top hits of each."""
+    """Send ``requests`` with ``concurrency`` workers: the wall time, and each request's latency, status and
+    top hits."""
     latencies = [0.0] * len(requests)
     statuses = [0] * len(requests)
     answers: list[list[tuple[str, float]]] = [[] for _ in requests]
@@ -134,38 +137,55 @@ async def load(url: str, requests: list[dict[str, str]], hits: int, concurrency:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
+    return {"seconds": wall, "latencies": latencies, "statuses": statuses, "answers": answers}
+
+
+def summary(concurrency: int, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server's figures at one concurrency, over its rounds."""
+    seconds = sum(p["seconds"] for p in parts)
+    ms = np.array([x for p in parts for x in p["latencies"]]) * 1000
+    statuses = [s for p in parts for s in p["statuses"]]
     return {
         "concurrency": concurrency,
-        "requests": len(requests),
-        "seconds": round(wall, 3),
-        "requests_per_s": round(len(requests) / wall, 2),
+        "requests": len(statuses),
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(len(statuses) / seconds, 2),
+        "requests_per_s_by_round": [round(len(p["statuses"]) / p["seconds"], 2) for p in parts],
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "errors": sum(s != 200 for s in statuses),
         "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
-        "_answers": answers,
     }
 
 
-def run_server(
-    index: Path, batch_size: int, requests: list[dict[str, str]], args: argparse.Namespace
-) -> dict:
-    server = Server(index, batch_size, args)
-    try:
-        asyncio.run(load(server.url, requests[:WARMUP], args.hits, min(8, WARMUP)))
-        runs = []
-        for concurrency in args.concurrency:
-            result = asyncio.run(load(server.url, requests, args.hits, concurrency))
-            runs.append(result)
+def interleaved(
+    servers: dict[str, Server], requests: list[dict[str, str]], args: argparse.Namespace
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[list[tuple[str, float]]]]]:
+    """Every concurrency, in ``args.rounds`` rounds of a slice of the requests, each round sent to both
+    servers in turn (ABBA order), so that both see the same drift in the machine's load."""
+    names = list(servers)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    answers: dict[str, list[list[tuple[str, float]]]] = {name: [] for name in names}
+    size = -(-len(requests) // args.rounds)
+    for concurrency in args.concurrency:
+        parts: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for number, start in enumerate(range(0, len(requests), size)):
+            for name in names if number % 2 == 0 else names[::-1]:
+                part = asyncio.run(
+                    load(servers[name].url, requests[start : start + size], args.hits, concurrency)
+                )
+                parts[name].append(part)
+                if concurrency == args.concurrency[-1]:
+                    answers[name].extend(part["answers"])
+        for name in names:
+            results[name].append(summary(concurrency, parts[name]))
+            row = results[name][-1]
             print(
-                f"batch-size {batch_size:>3}  clients {concurrency:>3}: {result['requests_per_s']:8.1f} req/s  "
-                f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}",
+                f"{name:<20} clients {concurrency:>3}: {row['requests_per_s']:8.1f} req/s  "
+                f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}",
                 file=sys.stderr,
             )
-    finally:
-        server.stop()
-    return {"command": " ".join(server.command[1:]), "runs": runs}
+    return results, answers
 
 
 def compare(a: list[list[tuple[str, float]]], b: list[list[tuple[str, float]]]) -> dict[str, Any]:
@@ -188,9 +208,12 @@ def main() -> None:
         "--concurrency", type=int, nargs="+", default=[1, 8, 32], help="clients (default 1 8 32)"
     )
     parser.add_argument("--hits", type=int, default=10)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="slices of the requests, alternating the servers (default 4)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="the micro-batching server's (default 32)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
-    parser.add_argument("--backend", default="torch", help="the servers' --backend (default torch)")
+    parser.add_argument("--backend", default="auto", help="the servers' --backend (default auto, as theirs)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP/MKL threads of the servers")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -201,16 +224,21 @@ def main() -> None:
     started, load_before = time.strftime("%Y-%m-%d %H:%M:%S %Z"), os.getloadavg()
     ensure_index(args.index, args.backend)
     requests = requests_from_stance(DATA / "scifact-stance", args.requests)
-    batched = run_server(args.index, args.batch_size, requests, args)
-    single = run_server(args.index, 1, requests, args)
+    servers: dict[str, Server] = {}
+    try:
+        for name, batch_size in (("micro_batching", args.batch_size), ("one_query_at_a_time", 1)):
+            servers[name] = Server(args.index, batch_size, args)
+            asyncio.run(load(servers[name].url, requests[:WARMUP], args.hits, 8))
+        results, answers = interleaved(servers, requests, args)
+    finally:
+        for server in servers.values():
+            server.stop()
+    batched, single = results["micro_batching"], results["one_query_at_a_time"]
     ratios = {
         str(b["concurrency"]): round(b["requests_per_s"] / s["requests_per_s"], 2)
-        for b, s in zip(batched["runs"], single["runs"], strict=True)
+        for b, s in zip(batched, single, strict=True)
     }
-    agreement = compare(batched["runs"][-1]["_answers"], single["runs"][-1]["_answers"])
-    for server in (batched, single):
-        for run in server["runs"]:
-            del run["_answers"]
+    agreement = compare(answers["micro_batching"], answers["one_query_at_a_time"])
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "commit": subprocess.run(
@@ -223,6 +251,7 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "client": "httpx2 AsyncClient in the benchmark process, one keep-alive connection per worker",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "servers": {name: " ".join(server.command[1:]) for name, server in servers.items()},
         "micro_batching": batched,
         "one_query_at_a_time": single,
         "requests_per_s_ratio_batched_over_single": ratios,

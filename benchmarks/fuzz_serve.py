@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument(
         "--examples", type=int, default=1000, help="examples per generation mode (default 1000)"
     )
-    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--backend", default="auto")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     ensure_index(args.index, args.backend)
