@@ -30,6 +30,7 @@ from qpr_pyserini.search import search_topics
 from qpr_pyserini.serve.__main__ import main as serve_main
 from qpr_pyserini.serve.app import create_app
 from qpr_pyserini.serve.auth import ApiKeys
+from qpr_pyserini.serve.batching import length_passes
 from qpr_pyserini.serve.service import SearchService, ServedIndex, load_service
 from qpr_pyserini.serve.settings import IndexSpec, Limits, read_config
 
@@ -552,3 +553,16 @@ def test_config_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         and config.indexes["b"].corpus == tmp_path / "c.jsonl"
     )
     assert config.api_keys == ("k",)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "limit", "passes"),
+    [
+        ([10, 50, 11, 49, 12], 32, [[1, 3], [4, 2, 0]]),  # two length groups, longest first
+        ([40, 40, 40, 40], 3, [[0, 1, 2], [3]]),  # at most limit rows a pass
+        ([100, 10], 32, [[0], [1]]),  # padding 10 to 100 would cost more than it saves
+        ([7], 1, [[0]]),
+    ],
+)
+def test_forward_passes_group_queries_of_similar_length(lengths: list[int], limit: int, passes: list) -> None:
+    assert length_passes(lengths, limit) == passes

@@ -8,6 +8,10 @@ vectors are then grouped by target (an index and a hit count) and each group is 
 event loop's thread pool, off the event loop and without holding up the next encoding: a slow search delays
 only the queries it holds. If a batch fails to encode, its queries are encoded one by one, so that only the
 query at fault fails. ``max_batch=1`` encodes one query at a time (micro-batching off).
+
+Within a batch, :func:`length_passes` cuts the queries into forward passes of similar token length: padding
+costs what it pads, and on the CPU's exported backends a pass of queries padded to the longest of a random
+batch costs more than it saves (docs/serve.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+PADDING_SLACK = 1.25  # a forward pass may pad its queries to at most this many times their own tokens
 
 Encode = Callable[[list[str], list[str | None]], np.ndarray]
 Search = Callable[[Any, np.ndarray], Sequence[Any]]
@@ -134,3 +140,24 @@ class MicroBatcher:
 def _fail(item: _Waiting, err: Exception) -> None:
     if not item.future.done():
         item.future.set_exception(err)
+
+
+def length_passes(lengths: Sequence[int], limit: int, slack: float = PADDING_SLACK) -> list[list[int]]:
+    """Row numbers cut into forward passes of similar length: longest first, a pass closes when it holds
+    ``limit`` rows or the next row would pad it past ``slack`` times its rows' own token count."""
+    passes: list[list[int]] = []
+    tokens = 0
+    for row in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        current = passes[-1] if passes else []
+        longest = lengths[current[0]] if current else 0
+        if (
+            current
+            and len(current) < limit
+            and longest * (len(current) + 1) <= slack * (tokens + lengths[row])
+        ):
+            current.append(row)
+            tokens += lengths[row]
+        else:
+            passes.append([row])
+            tokens = lengths[row]
+    return passes

@@ -2,9 +2,10 @@
 shape of Anserini's v1 API. The REST routes and the MCP tools both call this, so they answer alike.
 
 A served query is searched as ``python -m qpr_pyserini.search`` searches it: the same encoder (the one the
-index records unless another is named, refused if its passage side differs), the same template, the same
-``embed_queries`` and faiss calls (shards: the same exact merge), scores rounded to the 6 decimals that the
-TREC run prints (as Pyserini's server rounds them).
+index records unless another is named, refused if its passage side differs), the same template and query
+formatting, the same ``embed`` and faiss calls (shards: the same exact merge), scores rounded to the 6
+decimals that the TREC run prints (as Pyserini's server rounds them). Only the company a query is padded in
+differs, which moves a score by float rounding at most.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.model import DenseEncoder
 from qpr_pyserini.search import check_compatible, query_encoder_for, retrieve
 from qpr_pyserini.search.shards import Hits, ShardedIndex, index_folders
-from qpr_pyserini.serve.batching import MicroBatcher
+from qpr_pyserini.serve.batching import MicroBatcher, length_passes
 from qpr_pyserini.serve.documents import Documents
 from qpr_pyserini.serve.errors import ApiError
 from qpr_pyserini.serve.settings import IndexSpec, Limits
@@ -281,8 +282,16 @@ def _encodable(text: str) -> bool:
 
 
 def _encoder(model: DenseEncoder, batch_size: int) -> Any:
+    """What ``embed_queries`` does, in forward passes of similar length (see batching.length_passes)."""
+
     def encode(queries: list[str], instructions: list[str | None]) -> np.ndarray:
-        return model.embed_queries(queries, instructions, batch_size)
+        texts = [formatted.text for formatted in model.format_queries(queries, instructions)]
+        max_length = model.config.query_max_length
+        ids, _ = model.text.token_rows(texts, max_length)
+        vectors = np.empty((len(texts), model.dimension), dtype=np.float32)
+        for rows in length_passes([len(row) for row in ids], batch_size):
+            vectors[rows] = model.embed([texts[r] for r in rows], max_length, batch_size)
+        return vectors
 
     return encode
 
