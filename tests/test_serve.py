@@ -499,6 +499,12 @@ def test_cli_serves_a_config_with_keys_and_mcp(built: dict[str, Path], tmp_path:
             body = c.get("/v1/fruit/search", params={"query": "kiwi", "hits": 1}).json()
             assert body["candidates"][0]["doc"]["title"]
             assert c.get("/").json()["mcp"] == "/mcp/"
+            times = []
+            for _ in range(15):
+                started = time.perf_counter()
+                c.get("/v1/indexes")
+                times.append(time.perf_counter() - started)
+            assert sorted(times)[7] < 0.03  # no delayed-ACK stall (~40 ms): TCP_NODELAY is on
     finally:
         process.terminate()
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it stopped on
