@@ -398,7 +398,8 @@ def test_an_internal_crash_is_a_500_naming_nothing_internal(
         return encode(queries, instructions)
 
     monkeypatch.setattr(batcher, "encode", crash_on_boom)
-    monkeypatch.setattr(batcher, "max_wait_s", 0.2)  # so that the three share a batch
+    monkeypatch.setattr(batcher, "max_wait_s", 0.2)  # so that the three share a batch...
+    monkeypatch.setattr(batcher, "_last_size", 2)  # ...as it waits while batches are shared
 
     async def together() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as c:

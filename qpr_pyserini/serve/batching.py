@@ -1,8 +1,9 @@
-"""Micro-batching: queries that arrive together are encoded in one forward pass, then searched per target.
+"""Micro-batching: queries that arrive together are encoded together, then searched per target.
 
 Each request submits one query (a batch request submits each of its queries) and awaits its result. A
 worker task takes the first waiting query and every other one that arrives within ``max_wait_s`` of it (or is
-already waiting), up to ``max_batch``, and encodes them in one call on a single encoder thread (one forward
+already waiting; the wait only while the previous batch held more than one query, so that a lone client
+never waits), up to ``max_batch``, and encodes them in one call on a single encoder thread (one forward
 pass at a time, so the model's threads are not oversubscribed; while it runs, the next batch gathers). The
 vectors are then grouped by target (an index and a hit count) and each group is searched in one call on the
 event loop's thread pool, off the event loop and without holding up the next encoding: a slow search delays
@@ -49,6 +50,7 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.batches = 0  # encoder calls made, for the logs and tests
+        self._last_size = 0  # queries in the last batch
         self._queue: asyncio.Queue[_Waiting] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._searches: set[asyncio.Task[None]] = set()
@@ -95,7 +97,8 @@ class MicroBatcher:
         while True:
             first = await self._queue.get()
             batch = [first]
-            deadline = first.arrived + self.max_wait_s
+            # Wait for company only while batches are being shared: a lone client pays no wait.
+            deadline = first.arrived + (self.max_wait_s if self._last_size > 1 else 0.0)
             while len(batch) < self.max_batch:
                 if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
@@ -109,6 +112,7 @@ class MicroBatcher:
                     break
             live = [item for item in batch if not item.future.done()]  # a client that went away
             if live:
+                self._last_size = len(live)
                 return live
 
     async def _encode_and_dispatch(self, batch: list[_Waiting]) -> None:
