@@ -73,6 +73,7 @@ def test_reads_tevatron_and_promptriever_rows(tmp_path: Path) -> None:
         None,
         [Passage("p1", "title p1", "text p1")],
         [Passage("n1", "title n1", "text n1"), Passage("", "", "no docid")],
+        has_instruction=False,
     )
     assert (promptriever.query_id, promptriever.query) == ("7", "what is a cat")
     assert promptriever.instruction == "Find passages about pets."
