@@ -339,7 +339,12 @@ def test_yaml_config_and_command_line_precedence(tmp_path: Path) -> None:
         ["query", "value"],
     )
     assert qpr.to_config() == QPRConfig(weight=0.7)
-    assert data.sampler_options() == {"instruction_negatives": 3, "order": "random"}
+    assert data.sampler_options() == {
+        "instruction_negatives": 3,
+        "order": "random",
+        "positive": "rotate",
+        "instruction_rows": "instruction",
+    }
     assert training.remove_unused_columns is False and training.temperature == 0.01
 
 
