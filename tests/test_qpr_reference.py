@@ -214,10 +214,9 @@ def test_reference_preset_sets_every_choice_and_explicit_options_win(tmp_path: P
     assert data.sampler_options() == {
         "instruction_negatives": GROUP - 1,
         "order": "reference",
-        "positive": "reference",
-        "instruction_rows": "all",
+        "positive": "rotate",
+        "instruction_rows": "instruction",
     }
-    assert data.instruction_text == "raw" and qpr.qpr_rows == "flag"
     assert training.temperature == TEMPERATURE
     expected = QPRConfig(
         weight=1.0,

@@ -40,23 +40,17 @@ QPR_ROWS = ("text", "flag")
 # A Hugging Face hub model id ("owner/name"), accepted as --encoder for a plain backbone.
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
-# The QPR reference (deu05232/Inst_IR_QPR, DenseModel_Idea3_reduced_KL and Idea3TrainDataset): Promptriever's
-# query text "query:  {q}{?} {i}", raw cosines, the last token of "query:  {q}{?}" as the student, the row's
-# own group, cross-entropy to the stopped teacher, weight 1, rows chosen by their has_instruction flag with
-# the instruction text unstripped; every instruction negative first for every row (group_size - 1 at most),
-# then hard negatives in stored order (drawn with replacement when a row has fewer than group_size - 1), the
-# positive positives[(i + seed + epoch) % n]. The run's other choices (backbone, lengths, precision, teacher
-# passage pass, batch geometry, schedule) are in configs/qpr-reference.yaml.
+# The QPR reference's objective (deu05232/Inst_IR_QPR, DenseModel_Idea3_reduced_KL and Idea3TrainDataset):
+# Promptriever's query text "query:  {q}{?} {i}", raw cosines, the last token of "query:  {q}{?}" as the
+# student, the row's own group, cross-entropy to the stopped teacher, weight 1; every instruction negative
+# first (group_size - 1 at most), then hard negatives in stored order (drawn with replacement when a row has
+# fewer than group_size - 1). The rest of their run (backbone, lengths, precision, the teacher's passage pass,
+# rows by flag, raw instructions, positive choice, data order, batch geometry, schedule) is the shipped
+# configuration configs/qpr-reference.yaml (--config qpr-reference).
 REFERENCE_PRESET: dict[str, dict[str, Any]] = {
     "model": {"template": "promptriever", "query_prefix": "query:  "},
-    "data": {
-        "negatives_order": "reference",
-        "positive_choice": "reference",
-        "instruction_negatives_rows": "all",
-        "instruction_text": "raw",
-    },
+    "data": {"negatives_order": "reference"},
     "qpr": {
-        "qpr_rows": "flag",
         "qpr_weight": 1.0,
         "qpr_temperature": 1.0,
         "qpr_direction": "cross-entropy",
