@@ -125,11 +125,11 @@ def arm_options(arm: str, choice: tuple[float, float] | None, backbone: str = "m
 
 
 def logged_strength(log: Path) -> list[dict[str, float]]:
-    """The regularizer's logged strength at each logging step of a train.log (empty when it was off)."""
-    keys = ("qpr_grad_share", "qpr_cross_entropy", "qpr_uniform", "contrastive", "regularizer")
+    """The loss terms, gradient norm and the regularizer's strength at each logging step of a train.log."""
+    keys = ("contrastive", "regularizer", "grad_norm", "qpr_cross_entropy", "qpr_uniform", "qpr_grad_share")
     steps = []
     for line in log.read_text().splitlines() if log.is_file() else []:
-        if line.startswith("{'loss'") and "qpr_grad_share" in line:
+        if line.startswith("{'loss'"):
             entry = ast.literal_eval(line)
             steps.append({k: float(entry[k]) for k in keys if k in entry})
     return steps
@@ -230,7 +230,9 @@ def choose_on_dev(
 
         grid.append({"weight": weight, "temperature": temperature, "seed": args.dev_seed})
         grid[-1].update(scored(folder, compute))
-        shares = [step["qpr_grad_share"] for step in logged_strength(model.parent / "train.log")]
+        shares = [
+            s["qpr_grad_share"] for s in logged_strength(model.parent / "train.log") if "qpr_grad_share" in s
+        ]
         if shares:
             grid[-1]["qpr_grad_share_mean"] = statistics.fmean(shares)
     best = max((g for g in grid if g["weight"] > 0), key=dev_objective)
@@ -375,7 +377,7 @@ def summarize(work: Path, stem: Path) -> None:
             for row in result.get(grid, []):
                 print(grid, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
     for arm, runs in strength.items():
-        if runs:
+        if any(shares for _, shares in runs):
             print(f"logged qpr_grad_share, {arm}: {runs}")
 
 

@@ -83,6 +83,7 @@ def test_logged_strength_reads_the_trainers_log_lines(tmp_path: Path) -> None:
             "qpr_uniform": 1.099,
             "contrastive": 4.7,
             "regularizer": 1.108,
-        }
+        },
+        {"contrastive": 4.6, "regularizer": 0.0},
     ]
     assert experiment.logged_strength(tmp_path / "missing.log") == []
