@@ -471,7 +471,7 @@ def split_config_options(argv: list[str]) -> tuple[str | None, bool, list[str]]:
     for token in tokens:
         if token in ("--print-config", "--print_config"):
             printing = True
-        elif token in ("--config", "--config_file"):
+        elif token == "--config":
             config = next(tokens, None)
             if config is None:
                 raise InputError("--config", "needs a name or a file")
