@@ -56,7 +56,8 @@ class TextPipeline:
     def load(cls, config: EncoderConfig) -> TextPipeline:
         """The pipeline of ``config`` with its tokenizer (from ``tokenizer`` if set, else from ``model``)."""
         path = resolve_model_path(config.tokenizer or config.model)
-        extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+        # A GGUF file holds the tokenizer of the model it ships; a saved tokenizer folder is read as it is.
+        extra = {"gguf_file": config.gguf_file} if config.gguf_file and not config.tokenizer else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **extra)
         except (OSError, ValueError) as err:

@@ -478,3 +478,14 @@ def test_the_configuration_trains_and_saves_a_searchable_model(
 
     encoder = DenseEncoder.load(trained)
     assert encoder.embed_queries(["learn piano"], ["Find documents about health."]).shape == (1, 32)
+
+
+def test_a_saved_tokenizer_is_read_without_the_gguf_file(llama: EncoderConfig) -> None:
+    """A LoRA adapter trained over a GGUF base saves the tokenizer beside it; reading it must not look for the
+    GGUF file there (the base's file is only in the base's folder)."""
+    from dataclasses import replace
+
+    from qpr_pyserini.text_pipeline import TextPipeline
+
+    config = replace(llama, gguf_file="base.Q4_1.gguf", tokenizer=llama.model)
+    assert TextPipeline.load(config).tokenizer.eos_token == "</s>"
