@@ -38,12 +38,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qpr_pyserini.ann import convert_index, set_search_parameters
-from qpr_pyserini.index import IndexWriter, load_index
+from qpr_pyserini.eval.metrics import evaluate
+from qpr_pyserini.index.ann import convert_index, set_search_parameters
+from qpr_pyserini.index.store import IndexWriter, load_index
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.metrics import evaluate
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
@@ -78,7 +78,7 @@ def write_flat(folder: Path, vectors: np.ndarray) -> Path:
 
 MEMORY = """
 import json, sys, numpy as np, psutil
-from qpr_pyserini.ann import set_search_parameters
+from qpr_pyserini.index import set_search_parameters
 from qpr_pyserini.index import load_index
 folder, mmap, queries, hits, settings = sys.argv[1], sys.argv[2] == "1", sys.argv[3], int(sys.argv[4]), sys.argv[5]
 queries = np.load(queries)

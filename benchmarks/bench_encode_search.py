@@ -47,15 +47,17 @@ import psutil
 import torch
 from sentence_transformers import SentenceTransformer
 
-from qpr_pyserini.backends import BACKENDS
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.encoders import InstructionQueryEncoder  # applies prepare_pyserini() before Pyserini loads
-from qpr_pyserini.index import DenseIndex, load_index
+from qpr_pyserini.config import BACKENDS
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index.store import DenseIndex, load_index
 from qpr_pyserini.io.runs import read_run, write_run
 from qpr_pyserini.io.topics import Topic
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.search import search_topics
+from qpr_pyserini.search.pyserini_encoders import (
+    InstructionQueryEncoder,  # applies prepare_pyserini() before Pyserini loads
+)
+from qpr_pyserini.search.searcher import search_topics
 
 from pyserini.encode import AutoDocumentEncoder, AutoQueryEncoder, JsonlCollectionIterator  # isort: skip
 from pyserini.encode.optional import FaissRepresentationWriter  # isort: skip

@@ -40,11 +40,11 @@ import bench_encode_search as es  # noqa: E402
 import bench_train as bt  # noqa: E402
 from sentence_transformers.losses import MultipleNegativesRankingLoss  # noqa: E402
 
-from qpr_pyserini.encode import encode_corpus  # noqa: E402
-from qpr_pyserini.index import load_index  # noqa: E402
-from qpr_pyserini.modeling import DenseEncoder  # noqa: E402
+from qpr_pyserini.encode.corpus_index import encode_corpus  # noqa: E402
+from qpr_pyserini.index.store import load_index  # noqa: E402
+from qpr_pyserini.model.encoder import DenseEncoder  # noqa: E402
 from qpr_pyserini.presets import resolve_encoder  # noqa: E402
-from qpr_pyserini.search import search_topics  # noqa: E402
+from qpr_pyserini.search.searcher import search_topics  # noqa: E402
 from qpr_pyserini.train.trainer import GroupCollator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"

@@ -82,8 +82,8 @@ def measure(step: Callable[[], object]) -> dict[str, float]:
 
 
 def child_encode(corpus: str, encoder: str, index: str, batch_size: int) -> dict[str, float]:
-    from qpr_pyserini.encode import encode_corpus
-    from qpr_pyserini.modeling import DenseEncoder
+    from qpr_pyserini.encode.corpus_index import encode_corpus
+    from qpr_pyserini.model.encoder import DenseEncoder
     from qpr_pyserini.presets import resolve_encoder
 
     model = DenseEncoder.load(resolve_encoder(encoder))
@@ -94,7 +94,8 @@ def child_encode(corpus: str, encoder: str, index: str, batch_size: int) -> dict
 def child_train(rows: str, as_list: bool) -> dict[str, float]:
     import datasets  # noqa: F401  (imported before measuring: read_training_data imports it lazily)
 
-    from qpr_pyserini.train.data import GroupSampler, read_training_data
+    from qpr_pyserini.io.training_data import read_training_data
+    from qpr_pyserini.train.data import GroupSampler
 
     def step() -> None:
         examples = read_training_data(rows)

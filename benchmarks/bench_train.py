@@ -69,11 +69,11 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-from qpr_pyserini.index import DenseIndex, IndexWriter, load_index
+from qpr_pyserini.index.store import DenseIndex, IndexWriter, load_index
 from qpr_pyserini.io.corpus import iter_corpus
 from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.modeling import Batch, DenseEncoder
+from qpr_pyserini.model.encoder import Batch, DenseEncoder
 from qpr_pyserini.train.arguments import ModelArguments
 from qpr_pyserini.train.data import GroupSampler, TrainGroup
 from qpr_pyserini.train.loss import QPRConfig, info_nce

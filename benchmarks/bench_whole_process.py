@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qpr_pyserini.index import load_index
+from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import load_index
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.eval.metrics import evaluate
+from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.metrics import evaluate
-from qpr_pyserini.search import search_topics
+from qpr_pyserini.search.searcher import search_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"

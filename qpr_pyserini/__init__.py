@@ -11,25 +11,24 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .compat import install_import_hook
-
-__version__ = "0.1.0"
+from qpr_pyserini.compat import install_import_hook
+from qpr_pyserini.version import __version__
 
 _EXPORTS = {
     "EncoderConfig": "config",
     "resolve_encoder": "presets",
-    "DenseEncoder": "modeling",
-    "InstructionQueryEncoder": "encoders",
-    "InstructionDocumentEncoder": "encoders",
-    "load_query_encoder": "encoders",
-    "load_document_encoder": "encoders",
+    "DenseEncoder": "model",
+    "InstructionQueryEncoder": "search.pyserini_encoders",
+    "InstructionDocumentEncoder": "search.pyserini_encoders",
+    "load_query_encoder": "search.pyserini_encoders",
+    "load_document_encoder": "search.pyserini_encoders",
     "load_index": "index",
     "merge_indexes": "index",
     "encode_corpus": "encode",
     "search_topics": "search",
-    "evaluate": "metrics",
-    "pmrr": "metrics",
-    "robustness": "metrics",
+    "evaluate": "eval",
+    "pmrr": "eval",
+    "robustness": "eval",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -40,5 +39,5 @@ install_import_hook()
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'qpr_pyserini' has no attribute {name!r}")

@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .io.errors import InputError
+from qpr_pyserini.config import BACKENDS
+from qpr_pyserini.io.errors import InputError
 
 
 def one_line(exc: BaseException) -> str:
@@ -42,8 +43,6 @@ def add_encoder_options(
 ) -> None:
     """``--encoder``, ``--batch-size``, ``--device``, ``--backend``: which encoder runs, how many texts a
     pass, where, and which library runs it."""
-    from .backends import BACKENDS  # here, so that tools without encoder options do not import torch
-
     group = parser.add_argument_group("encoder")
     group.add_argument("--encoder", help=encoder_help)
     group.add_argument(

@@ -1,7 +1,7 @@
 """The encoder configuration: everything that decides which vector a text gets.
 
 One ``EncoderConfig`` describes a backbone, its pooling, normalisation, prefixes, instruction template and
-lengths. It is what a preset file in ``qpr_pyserini/presets/`` holds, what ``qpr_pyserini.encode`` records next to an
+lengths. It is what a preset file in the top-level ``encoders/`` holds, what ``qpr_pyserini.encode`` records next to an
 index (so search can refuse a mismatched query encoder), and what training saves with a model folder.
 """
 
@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from .io.errors import InputError
-from .templates import resolve_template
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.templates import resolve_template
 
 POOLINGS = ("cls", "mean", "last")
+# Inference backends (qpr_pyserini.model.backends): torch, or an exported backbone run by another library.
+BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
 DTYPES = ("float32", "bfloat16", "float16")
 CONFIG_FILE = "qpr_encoder.json"
 

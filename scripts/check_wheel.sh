@@ -9,7 +9,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/qpr-wheel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 mkdir "$work/src"  # a copy, so no stale build/ folder of the checkout slips into the wheel
-cp -r pyproject.toml README.md qpr_pyserini "$work/src/"
+cp -r pyproject.toml README.md qpr_pyserini encoders "$work/src/"
 .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
     -w "$work/dist" "$work/src"
 

@@ -47,15 +47,15 @@ from pathlib import Path
 
 from experiment_scifact_stance import ensure_index, score, scored
 
-from qpr_pyserini.index import DenseIndex, load_index
+from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr
+from qpr_pyserini.index.store import DenseIndex, load_index
 from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.metrics import evaluate, per_query, pmrr
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.search import search_topics
+from qpr_pyserini.search.searcher import search_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED_ARMS = ("plain", "promptriever", "qpr-reference", "qpr-dev", "qpr-null", "qpr-acting")

@@ -24,16 +24,16 @@ import sys
 from pathlib import Path
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import DenseIndex, load_index
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.eval.metrics import evaluate, pmrr
+from qpr_pyserini.index.store import DenseIndex, load_index
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.metrics import evaluate, pmrr
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.io.training_data import write_training_data
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.search import search_topics
-from qpr_pyserini.train.data import write_training_data
+from qpr_pyserini.search.searcher import search_topics
 from qpr_pyserini.train.stance import build_stance_training_rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """The counts that docs/training-data.md gives for the SciFact-stance train split, with their provenance.
 
-    .venv/bin/python scripts/stance_counts.py ../shared/data/scifact-stance/train docs/results/training-data.json
+.venv/bin/python scripts/stance_counts.py ../shared/data/scifact-stance/train docs/results/training-data.json
 """
 
 from __future__ import annotations

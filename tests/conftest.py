@@ -25,7 +25,7 @@ def minilm_repro(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The README's main job (real MiniLM, SciFact encoded once): its output folder, for the slow tests."""
     import json
 
-    from qpr_pyserini import repro
+    from qpr_pyserini.repro import main_job as repro
 
     out = tmp_path_factory.mktemp("repro")
     result = repro.run(shared_data, out, "minilm", batch_size=32, hits=1000, device="cpu")

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from qpr_pyserini import index as index_cli
-from qpr_pyserini.ann import convert_index, default_factory
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import IndexWriter, load_index
-from qpr_pyserini.index_record import INDEX_RECORD
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index import __main__ as index_cli
+from qpr_pyserini.index.ann import convert_index, default_factory
+from qpr_pyserini.index.record import INDEX_RECORD
+from qpr_pyserini.index.store import IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.modeling import DenseEncoder
-from qpr_pyserini.search import main, search_topics
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.search.__main__ import main
+from qpr_pyserini.search.searcher import search_topics
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +201,8 @@ def test_pyserini_faiss_searcher_reads_converted_indexes(
     prepare_pyserini()
     from pyserini.search.faiss import FaissSearcher
 
-    from qpr_pyserini.encoders import InstructionQueryEncoder
     from qpr_pyserini.io.topics import read_topics
+    from qpr_pyserini.search.pyserini_encoders import InstructionQueryEncoder
 
     topics = read_topics(tiny_topics)
     queries = [{"query": t.query, "instruction": t.fields["inst"]} for t in topics]

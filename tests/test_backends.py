@@ -1,4 +1,4 @@
-"""Inference backends (qpr_pyserini.backends): ONNX Runtime and OpenVINO give torch's vectors and rankings."""
+"""Inference backends (qpr_pyserini.model.backends): ONNX Runtime and OpenVINO give torch's vectors and rankings."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from qpr_pyserini import backends, encode, modeling, search
-from qpr_pyserini.backends import use_backend
+from qpr_pyserini import search
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.index import load_index
+from qpr_pyserini.encode import __main__ as encode_cli
+from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model import backends
+from qpr_pyserini.model import encoder as modeling
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.search import __main__ as search_cli
 
 WORDS = (
     "apple river piano volcano coffee moon fibre magma scales beans phases north ash lava keyboard".split()
@@ -121,13 +124,14 @@ def test_an_export_is_keyed_by_the_folder_files_and_by_weights_in_memory(
     model = DenseEncoder.load(config, backend="onnx")
     with torch.no_grad():  # the same weights changed in memory (as training would): a new export
         model.backbone.encoder.layer[0].output.dense.bias.add_(0.5)
-    exported = backends.exported_model(model)
-    assert len(list(cache.glob("onnx/*/model.onnx"))) == 2
+    model.use_backend("onnx")  # keyed by the weights in memory
+    exported = backends.export_path(backends.loaded_weights_key(model.backbone))
+    assert exported.is_file() and len(list(cache.glob("onnx/*/model.onnx"))) == 2
     model.backbone.save_pretrained(folder)  # ...and saved over the folder's weights: the folder key follows
     monkeypatch.setattr(backends, "_export", never_export)
     with pytest.raises(AssertionError, match="exported again"):
         DenseEncoder.load(config, backend="onnx")
-    assert backends.exported_model(model) == exported  # the in-memory key is the same as before
+    assert backends.export_path(backends.loaded_weights_key(model.backbone)) == exported  # same in-memory key
 
 
 def test_training_passes_run_the_torch_backbone(tiny_encoder: EncoderConfig) -> None:
@@ -172,7 +176,7 @@ def test_non_float32_weights_are_refused(tiny_encoder: EncoderConfig) -> None:
 
 def test_an_unknown_backend_is_refused(tiny_encoder: EncoderConfig) -> None:
     with pytest.raises(ValueError, match="--backend: 'tensorrt': choose one of torch, onnx"):
-        use_backend(DenseEncoder.load(tiny_encoder), "tensorrt")
+        DenseEncoder.load(tiny_encoder).use_backend("tensorrt")
 
 
 def test_encode_and_search_clis_take_the_backend(
@@ -183,10 +187,10 @@ def test_encode_and_search_clis_take_the_backend(
     for backend in ("torch", "onnx"):
         index, run = tmp_path / f"index-{backend}", tmp_path / f"{backend}.trec"
         common = ["--encoder", str(tiny_bert), "--backend", backend, "--quiet"]
-        assert encode.main(["--corpus", str(tiny_corpus), "--index", str(index), *common]) == 0
+        assert encode_cli.main(["--corpus", str(tiny_corpus), "--index", str(index), *common]) == 0
         assert json.loads((index / "qpr_index.json").read_text())["backend"] == backend
         args = ["--index", str(index), "--topics", str(tiny_topics), "--output", str(run), "--hits", "5"]
-        assert search.main([*args, *common]) == 0
+        assert search_cli.main([*args, *common]) == 0
         runs[backend] = read_run(run)
     assert {q: list(r) for q, r in runs["onnx"].items()} == {q: list(r) for q, r in runs["torch"].items()}
     vectors = {b: load_index(tmp_path / f"index-{b}").vectors() for b in runs}

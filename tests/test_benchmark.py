@@ -22,9 +22,11 @@ from benchmark_fixtures import (
     write_tables,
 )
 
-from qpr_pyserini import benchmark, metrics
+from qpr_pyserini.benchmark import __main__ as benchmark_cli
+from qpr_pyserini.benchmark import suites as benchmark
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.io.benchmarks import dataset_name, load_benchmark
+from qpr_pyserini.eval import metrics
+from qpr_pyserini.io.benchmark_data import dataset_name, load_benchmark
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
 
@@ -185,7 +187,7 @@ def test_cli_writes_runs_scores_mteb_results_and_plot(
     data = write_followir(tmp_path / "toy", "tsv")
     out, mt, png = tmp_path / "out", tmp_path / "mt", tmp_path / "plot.png"
     argv = ["--suite", "followir", "--data", str(data), "--output", str(out), "--encoder", tiny_encoder.model]
-    code = benchmark.main([*argv, "--mteb-results", str(mt), "--plot", str(png), "--quiet"])
+    code = benchmark_cli.main([*argv, "--mteb-results", str(mt), "--plot", str(png), "--quiet"])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "p-MRR" in printed and "50.00" in printed
@@ -200,12 +202,12 @@ def test_cli_writes_runs_scores_mteb_results_and_plot(
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--suite", "beir", "--data", str(tmp_path / "absent"), "--output", str(tmp_path / "out")]
-    assert benchmark.main(argv) == 2
+    assert benchmark_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "absent" in err
     data = write_beir(tmp_path / "scifact")
     assert (
-        benchmark.main(
+        benchmark_cli.main(
             ["--suite", "beir", "--data", str(data), "--output", str(tmp_path / "o"), "--hits", "0"]
         )
         == 2

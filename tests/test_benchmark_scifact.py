@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qpr_pyserini import benchmark
+from qpr_pyserini.benchmark import __main__ as benchmark_cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_followir_protocol_reproduces_the_reference_on_scifact_stance(
         str(index),
     ]
     argv += ["--output", str(tmp_path / "out"), "--mteb-results", str(tmp_path / "mt"), "--quiet"]
-    assert benchmark.main(argv) == 0
+    assert benchmark_cli.main(argv) == 0
     (task_file,) = (tmp_path / "mt" / "sentence-transformers__all-MiniLM-L6-v2").glob(
         "*/*InstructionRetrieval.json"
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import qpr_pyserini.encode
-import qpr_pyserini.mine
-import qpr_pyserini.repro
-import qpr_pyserini.search
+import qpr_pyserini.encode.__main__
+import qpr_pyserini.mine.__main__
+import qpr_pyserini.repro.__main__
+import qpr_pyserini.search.__main__
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "qpr_pyserini"
@@ -56,7 +56,15 @@ def _parser_of(main, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser
     return caught[0]
 
 
-@pytest.mark.parametrize("module", [qpr_pyserini.encode, qpr_pyserini.search, qpr_pyserini.mine, qpr_pyserini.repro])
+@pytest.mark.parametrize(
+    "module",
+    [
+        qpr_pyserini.encode.__main__,
+        qpr_pyserini.search.__main__,
+        qpr_pyserini.mine.__main__,
+        qpr_pyserini.repro.__main__,
+    ],
+)
 def test_options_are_spelled_with_dashes_and_share_the_encoder_group(module, monkeypatch) -> None:  # noqa: ANN001
     parser = _parser_of(module.main, monkeypatch)
     options = _option_strings(parser)

@@ -10,14 +10,18 @@ import pytest
 import torch
 from conftest import write_jsonl
 
-from qpr_pyserini import encode, search
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import IndexWriter, load_index, merge_indexes
+from qpr_pyserini.encode import __main__ as encode_cli
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index.merge import merge_indexes
+from qpr_pyserini.index.store import IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.modeling import DenseEncoder, pool
+from qpr_pyserini.mine import __main__ as mine_cli
+from qpr_pyserini.model.encoder import DenseEncoder, pool
 from qpr_pyserini.presets import available_presets, resolve_encoder
+from qpr_pyserini.search import __main__ as search_cli
+from qpr_pyserini.search import searcher as search
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +160,7 @@ def test_index_writer_refuses_to_clobber(tmp_path: Path) -> None:
 def test_encode_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "c.jsonl"
     bad.write_text('{"_id": "a", "text": "x"}\n{not json\n')
-    assert encode.main(["--corpus", str(bad), "--index", str(tmp_path / "i"), "--quiet"]) == 2
+    assert encode_cli.main(["--corpus", str(bad), "--index", str(tmp_path / "i"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "c.jsonl:2" in err[0]
     assert not (tmp_path / "i").exists()
@@ -172,7 +176,7 @@ def test_search_uses_the_recorded_encoder_and_instructions(
 ) -> None:
     plain, instructed = tmp_path / "plain.trec", tmp_path / "inst.trec"
     assert (
-        search.main(
+        search_cli.main(
             [
                 "--index",
                 str(built),
@@ -188,7 +192,7 @@ def test_search_uses_the_recorded_encoder_and_instructions(
         == 0
     )
     assert (
-        search.main(
+        search_cli.main(
             [
                 "--index",
                 str(built),
@@ -253,21 +257,20 @@ def test_search_cli_errors_are_one_line(
     built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     topics = write_jsonl(tmp_path / "t.jsonl", [{"_id": "q1", "text": "ok"}, {"_id": "q2", "text": "  "}])
-    assert search.main(["--index", str(built), "--topics", str(topics), "--output", str(tmp_path / "r")]) == 2
+    assert search_cli.main(["--index", str(built), "--topics", str(topics), "--output", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "t.jsonl:2" in err[0]
     not_an_index = tmp_path / "plain-folder"  # (tmp_path itself holds the index `built`: a folder of shards)
     not_an_index.mkdir()
     assert (
-        search.main(["--index", str(not_an_index), "--topics", str(topics), "--output", str(tmp_path / "r")])
+        search_cli.main(["--index", str(not_an_index), "--topics", str(topics), "--output", str(tmp_path / "r")])
         == 2
     )
     assert "not a Pyserini FAISS index" in capsys.readouterr().err
 
 
 def test_mine_takes_top_k_minus_positives(built: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    from qpr_pyserini import mine
-    from qpr_pyserini.train.data import read_training_data
+    from qpr_pyserini.io.training_data import read_training_data
 
     row = {
         "query_id": "q1",
@@ -278,7 +281,7 @@ def test_mine_takes_top_k_minus_positives(built: Path, tiny_corpus: Path, tmp_pa
     train = write_jsonl(tmp_path / "train.jsonl", [row])
     out = tmp_path / "mined.jsonl"
     assert (
-        mine.main(
+        mine_cli.main(
             [
                 "--train-data",
                 str(train),

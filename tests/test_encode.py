@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from qpr_pyserini import encode
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import load_index
+from qpr_pyserini.encode import __main__ as encode_cli
+from qpr_pyserini.encode import corpus_index as encode
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_an_empty_corpus_is_an_error_and_writes_nothing(
     with pytest.raises(InputError, match="no documents"):
         encode_corpus(corpus, tmp_path / "idx", model=model, progress=False)
     assert sorted(tmp_path.iterdir()) == [corpus]
-    assert encode.main(["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--quiet"]) == 2
+    assert encode_cli.main(["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0] == f"error: {corpus}: no documents"
     assert sorted(tmp_path.iterdir()) == [corpus]
@@ -90,7 +91,7 @@ def test_a_beir_dataset_folder_indexes_only_its_corpus(model: DenseEncoder, tmp_
 
 def test_help_says_how_a_folder_is_read(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        encode.main(["--help"])
+        encode_cli.main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "only its corpus.jsonl" in help_text
 
@@ -111,6 +112,6 @@ def test_bad_numbers_are_one_line_errors(
             shard_id=int(value) if option == "--shard-id" else 0,
             progress=False,
         )
-    assert encode.main(argv) == 2
+    assert encode_cli.main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: {where}: ")
     assert not (tmp_path / "idx").exists()

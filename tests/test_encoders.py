@@ -15,10 +15,14 @@ import pytest
 from conftest import write_jsonl
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.encoders import InstructionDocumentEncoder, InstructionQueryEncoder, load_query_encoder
+from qpr_pyserini.encode.corpus_index import encode_corpus
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.search.pyserini_encoders import (
+    InstructionDocumentEncoder,
+    InstructionQueryEncoder,
+    load_query_encoder,
+)
 
 QUERIES = ["apple fruit", "kiwi"]
 INSTRUCTIONS = ["only red fruit", None]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from test_metrics import QRELS, QRELS_CHANGED, QRELS_OG, R_QRELS, R_RUN, RUN, RUN_CHANGED, RUN_OG
 
-from qpr_pyserini import eval as eval_cli
-from qpr_pyserini.eval import main
+from qpr_pyserini.eval import __main__ as eval_cli
+from qpr_pyserini.eval.__main__ import main
+from qpr_pyserini.eval.metrics import evaluate, pmrr, robustness
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.metrics import evaluate, pmrr, robustness
 
 
 def _write_qrels(path: Path, qrels: dict[str, dict[str, int]]) -> str:

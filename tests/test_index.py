@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qpr_pyserini import index as index_cli
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.index import WRITER_FILE, IndexWriter, load_index, merge_indexes
-from qpr_pyserini.index_record import INDEX_RECORD
+from qpr_pyserini.index import __main__ as index_cli
+from qpr_pyserini.index.merge import merge_indexes
+from qpr_pyserini.index.record import INDEX_RECORD
+from qpr_pyserini.index.store import WRITER_FILE, IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.presets import resolve_encoder
 

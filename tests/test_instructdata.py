@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from qpr_pyserini.eval.metrics import pmrr
 from qpr_pyserini.instructdata import __main__ as cli
 from qpr_pyserini.instructdata.attributes import ATTRIBUTES, BY_NAME, label_documents
 from qpr_pyserini.instructdata.audit import precision
@@ -15,8 +16,7 @@ from qpr_pyserini.instructdata.build import HELD_OUT, build
 from qpr_pyserini.io import InputError, read_qrels, read_topics
 from qpr_pyserini.io.corpus import Document, iter_corpus
 from qpr_pyserini.io.topics import instruction_of
-from qpr_pyserini.metrics import pmrr
-from qpr_pyserini.train.data import read_training_data
+from qpr_pyserini.io.training_data import read_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = {

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from qpr_pyserini.metrics import evaluate, per_query, pmrr, robustness
+from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr, robustness
 
 # q1 ranks d2 (non-rel), d1 (rel 1), d5 (unjudged), d3 (rel 2); q2 ranks its only relevant doc first.
 QRELS = {"q1": {"d1": 1, "d2": 0, "d3": 2}, "q2": {"d4": 1}}

@@ -11,12 +11,12 @@ import pytest
 import torch
 from train_helpers import write_rows
 
-from qpr_pyserini import encode
 from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.encode import __main__ as encode_cli
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder, resolve_device
+from qpr_pyserini.model.encoder import DenseEncoder, resolve_device
+from qpr_pyserini.model.text import TextPipeline
 from qpr_pyserini.presets import resolve_encoder
-from qpr_pyserini.text_pipeline import TextPipeline
 
 QUERIES = ["apple fruit", "longest river?"]
 INSTRUCTIONS = ["only red ones", None]
@@ -48,7 +48,8 @@ def test_text_pipeline_works_without_a_model(tiny_encoder: EncoderConfig, model:
 
 
 def test_group_collator_holds_text_only(model: DenseEncoder, tmp_path: Path) -> None:
-    from qpr_pyserini.train.data import GroupSampler, read_training_data
+    from qpr_pyserini.io.training_data import read_training_data
+    from qpr_pyserini.train.data import GroupSampler
     from qpr_pyserini.train.trainer import GroupCollator
 
     groups = GroupSampler(read_training_data(write_rows(tmp_path / "rows.jsonl")), group_size=2, seed=0)
@@ -79,7 +80,7 @@ def test_encode_cli_with_too_long_max_length_fails_cleanly(
 ) -> None:
     index = tmp_path / "idx"
     argv = ["--corpus", str(tiny_corpus), "--index", str(index), "--encoder", str(tiny_bert), "--quiet"]
-    assert encode.main([*argv, "--max-length", "100000"]) == 2
+    assert encode_cli.main([*argv, "--max-length", "100000"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "128" in err
     assert not index.exists()
@@ -95,7 +96,7 @@ def test_device_cli_error_is_one_line(
     tiny_bert: Path, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--encoder", str(tiny_bert)]
-    assert encode.main([*argv, "--device", "gpu0", "--quiet"]) == 2
+    assert encode_cli.main([*argv, "--device", "gpu0", "--quiet"]) == 2
     assert capsys.readouterr().err.startswith("error: --device: 'gpu0'")
     assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None).type in ("cpu", "cuda")
 

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from benchmark_fixtures import write_beir, write_followir, write_instructir
 
-from qpr_pyserini import benchmark, metrics, mteb_export
+from qpr_pyserini import mteb_export
+from qpr_pyserini.benchmark import suites as benchmark
 from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.eval import metrics
 from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.mteb_export import __main__ as mteb_export_cli
 
 mteb = pytest.importorskip("mteb")
 
@@ -116,12 +119,12 @@ def test_export_command_writes_every_scores_file(
     ]:
         benchmark.run_benchmark(suite, data, tmp_path / data.name, encoder=tiny_encoder.model, progress=False)
     scores = [str(tmp_path / name / "scores.json") for name in ("nfcorpus", "scifact")]
-    assert mteb_export.main(["--scores", *scores, "--output", str(tmp_path / "mt")]) == 0
+    assert mteb_export_cli.main(["--scores", *scores, "--output", str(tmp_path / "mt")]) == 0
     names = sorted(
         p.name for p in (tmp_path / "mt" / "qpr_pyserini__tiny" / "no_revision_available").iterdir()
     )
     assert names == ["NFCorpus.json", "SciFact.json", "model_meta.json"]
     assert capsys.readouterr().out.count("wrote ") == 2
     (tmp_path / "bad.json").write_text("{")
-    assert mteb_export.main(["--scores", str(tmp_path / "bad.json"), "--output", str(tmp_path / "mt")]) == 2
+    assert mteb_export_cli.main(["--scores", str(tmp_path / "bad.json"), "--output", str(tmp_path / "mt")]) == 2
     assert "bad.json:1: not JSON" in capsys.readouterr().err

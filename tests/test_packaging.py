@@ -25,9 +25,8 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(
-        ROOT / "qpr_pyserini", source / "qpr_pyserini", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("qpr_pyserini", "encoders"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -48,24 +47,43 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     return set(zipfile.ZipFile(wheel).namelist())
 
 
-def test_wheel_ships_every_preset(wheel_files: set[str]) -> None:
+def test_the_top_level_encoders_folder_is_the_one_copy_of_the_presets(wheel_files: set[str]) -> None:
+    """The checkout's presets are read from encoders/ itself, and the wheel carries exactly those files."""
     from qpr_pyserini.presets import PACKAGED_PRESETS, available_presets
 
-    assert PACKAGED_PRESETS.parent == ROOT / "qpr_pyserini"
-    shipped = {Path(name).stem for name in wheel_files if name.startswith("qpr_pyserini/presets/")}
-    assert {"minilm", "smollm2-135m", "promptriever-llama2-7b", "repllama-llama2-7b"} <= shipped
-    assert set(available_presets()) <= shipped
+    assert PACKAGED_PRESETS == ROOT / "encoders"
+    in_checkout = {p.name for p in (ROOT / "encoders").glob("*.json")}
+    assert {"minilm.json", "smollm2-135m.json", "promptriever-llama2-7b.json", "repllama-llama2-7b.json"} <= in_checkout
+    shipped = {name for name in wheel_files if name.startswith("qpr_pyserini/presets/shipped/")}
+    assert {f"qpr_pyserini/presets/shipped/{n}" for n in in_checkout} == {n for n in shipped if n.endswith(".json")}
+    assert set(available_presets()) == {Path(n).stem for n in in_checkout}
+    assert not list((ROOT / "qpr_pyserini").rglob("*.json")), "a preset copy inside the package"
 
 
-def test_wheel_ships_the_package_code(wheel_files: set[str]) -> None:
+def test_the_encoders_readme_documents_every_encoder_field() -> None:
+    from dataclasses import fields
+
+    from qpr_pyserini.config import EncoderConfig
+
+    readme = (ROOT / "encoders" / "README.md").read_text()
+    missing = [f.name for f in fields(EncoderConfig) if f"`{f.name}`" not in readme]
+    assert not missing, f"encoders/README.md does not explain {missing}"
+
+
+def test_the_package_list_is_every_package(wheel_files: set[str]) -> None:
+    """pyproject.toml lists the packages (the presets' folder is mapped in): none may be left out."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "qpr_pyserini").rglob("__init__.py")
+    }
+    assert on_disk | {"qpr_pyserini.presets.shipped"} == listed
     assert {"qpr_pyserini/presets/__init__.py", "qpr_pyserini/train/trainer.py"} <= wheel_files
 
 
 def test_wheel_ships_the_reproduction_records(wheel_files: set[str]) -> None:
-    shipped = {name for name in wheel_files if name.startswith("qpr_pyserini/repro_records/")}
+    shipped = {name for name in wheel_files if name.startswith("qpr_pyserini/repro/yaml/")}
     assert {
-        f"qpr_pyserini/repro_records/{p.name}"
-        for p in (ROOT / "qpr_pyserini" / "repro_records").glob("*.yaml")
+        f"qpr_pyserini/repro/yaml/{p.name}" for p in (ROOT / "qpr_pyserini" / "repro" / "yaml").glob("*.yaml")
     } == shipped
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import PACKAGED_PRESETS, available_presets, resolve_encoder
 
 QUERIES = [

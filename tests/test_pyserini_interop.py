@@ -15,10 +15,10 @@ import pytest
 from conftest import write_jsonl
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
+from qpr_pyserini.encode.corpus_index import encode_corpus
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
-from qpr_pyserini.search import search_topics
+from qpr_pyserini.search.searcher import search_topics
 
 pytestmark = pytest.mark.java
 
@@ -41,7 +41,7 @@ def faiss_searcher() -> type:
 def test_pyserini_faiss_searcher_reads_our_index(
     tiny_corpus, tiny_topics, tmp_path, tiny_encoder, faiss_searcher
 ):
-    from qpr_pyserini.encoders import InstructionQueryEncoder
+    from qpr_pyserini.search.pyserini_encoders import InstructionQueryEncoder
 
     index = encode_corpus(tiny_corpus, tmp_path / "idx", tiny_encoder, batch_size=4, progress=False)
     search_topics(index, tiny_topics, tmp_path / "ours.trec", instruction_field="inst", hits=5, progress=False)

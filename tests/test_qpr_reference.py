@@ -18,12 +18,13 @@ from train_helpers import TOPICS, tiny_bert, tiny_llama
 
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.io.training_data import Passage, TrainExample
+from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.templates import resolve_template
 from qpr_pyserini.train.__main__ import build_trainer, main
 from qpr_pyserini.train.arguments import parse_arguments
-from qpr_pyserini.train.data import Passage, TrainExample, TrainGroup
+from qpr_pyserini.train.data import TrainGroup
 from qpr_pyserini.train.loss import QPRConfig
 from qpr_pyserini.train.model import InstructionRetrieverModel
 

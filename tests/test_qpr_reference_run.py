@@ -474,7 +474,7 @@ def test_the_configuration_trains_and_saves_a_searchable_model(
     assert main(run_args(llama.model, rows_file, out, "--max-steps", "2")) == 0
     trained = resolve_encoder(out)
     assert trained.passage_format == "tevatron" and trained.lora == str(out.resolve())
-    from qpr_pyserini.modeling import DenseEncoder
+    from qpr_pyserini.model.encoder import DenseEncoder
 
     encoder = DenseEncoder.load(trained)
     assert encoder.embed_queries(["learn piano"], ["Find documents about health."]).shape == (1, 32)
@@ -485,7 +485,7 @@ def test_a_saved_tokenizer_is_read_without_the_gguf_file(llama: EncoderConfig) -
     GGUF file there (the base's file is only in the base's folder)."""
     from dataclasses import replace
 
-    from qpr_pyserini.text_pipeline import TextPipeline
+    from qpr_pyserini.model.text import TextPipeline
 
     config = replace(llama, gguf_file="base.Q4_1.gguf", tokenizer=llama.model)
     assert TextPipeline.load(config).tokenizer.eos_token == "</s>"

@@ -11,11 +11,12 @@ import pytest
 import torch
 from conftest import write_jsonl
 
-from qpr_pyserini import encode
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import load_index, merge_indexes
-from qpr_pyserini.index_record import INDEX_RECORD
+from qpr_pyserini.encode import __main__ as encode_cli
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index.merge import merge_indexes
+from qpr_pyserini.index.record import INDEX_RECORD
+from qpr_pyserini.index.store import load_index
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_two_ray_workers_give_the_one_shot_index(
     ]
     corpus = write_jsonl(tmp_path / "corpus.jsonl", rows)
     argv = ["--corpus", str(corpus), "--encoder", tiny_encoder.model, "--batch-size", "1", "--quiet"]
-    assert encode.main([*argv, "--index", str(tmp_path / "shards"), "--ray-workers", "2"]) == 0
+    assert encode_cli.main([*argv, "--index", str(tmp_path / "shards"), "--ray-workers", "2"]) == 0
     shards = sorted((tmp_path / "shards").iterdir())
     assert [s.name for s in shards] == ["shard-0-of-2", "shard-1-of-2"]
     assert [len(load_index(s).docids) for s in shards] == [10, 11]
@@ -62,7 +63,7 @@ def test_two_ray_workers_give_the_one_shot_index(
         assert (merged / name).read_bytes() == (one_shot / name).read_bytes(), name
     # a shard's bad input comes back from its worker as the one-line error, not a wrapped traceback
     capsys.readouterr()
-    assert encode.main([*argv, "--index", str(tmp_path / "shards"), "--ray-workers", "2"]) == 2
+    assert encode_cli.main([*argv, "--index", str(tmp_path / "shards"), "--ray-workers", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'shards' / 'shard-'}"), err
     assert err[0].endswith("index folder exists and is not empty (pass --overwrite to replace it)"), err
@@ -73,11 +74,11 @@ def test_without_ray_the_option_is_a_one_line_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError
     argv = ["--corpus", str(tiny_corpus), "--index", str(tmp_path / "idx"), "--ray-workers", "2", "--quiet"]
-    assert encode.main(argv) == 2
+    assert encode_cli.main(argv) == 2
     assert (
         capsys.readouterr().err
         == "error: --ray-workers: needs Ray, which is not installed (pip install 'qpr_pyserini[ray]')\n"
     )
-    assert encode.main([*argv, "--shard-num", "2"]) == 2
+    assert encode_cli.main([*argv, "--shard-num", "2"]) == 2
     assert "leave out --shard-id/--shard-num" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from benchmark_fixtures import write_beir
 
-from qpr_pyserini import records, repro
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.repro import __main__ as repro_cli
+from qpr_pyserini.repro import records
 
 
 def test_shipped_records_are_well_formed() -> None:
@@ -59,7 +60,7 @@ def test_repro_all_prints_one_line_per_score_and_fails_on_a_miss(
     folder = _record(tmp_path / "records", data, tiny_encoder.model, expected=50.0)
     monkeypatch.setattr(records, "records_folder", lambda: folder)
     argv = ["--all", "--work", str(tmp_path / "work"), "--data", str(tmp_path)]
-    assert repro.main(argv) == 1  # the second score cannot be read: FAIL
+    assert repro_cli.main(argv) == 1  # the second score cannot be read: FAIL
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
     assert lines[0].startswith("SKIP  toy-gpu  needs a GPU and the Hugging Face hub")
     assert (
@@ -84,10 +85,10 @@ def test_a_wrong_expectation_fails_and_a_failing_command_is_reported(
     assert "FAIL  toy-beir  nDCG@10  50.00 (expected 51.00 ± 0.01)" in capsys.readouterr().out
     monkeypatch.setattr(records, "records_folder", lambda: folder)
     assert (
-        repro.main(["toy-gpu", "--work", str(tmp_path / "w2")]) == 1
+        repro_cli.main(["toy-gpu", "--work", str(tmp_path / "w2")]) == 1
     )  # named: run even though it needs a GPU
     assert "FAIL  toy-gpu  m" in capsys.readouterr().out
-    assert repro.main(["nope"]) == 2
+    assert repro_cli.main(["nope"]) == 2
     assert "error: nope: no such record" in capsys.readouterr().err
 
 

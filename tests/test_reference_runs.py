@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qpr_pyserini.eval.metrics import evaluate
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
-from qpr_pyserini.metrics import evaluate
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "minilm"
 

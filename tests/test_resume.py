@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from qpr_pyserini import encode
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.index import PROGRESS_FILE, IndexWriter, load_index
-from qpr_pyserini.index_record import INDEX_RECORD
+from qpr_pyserini.encode import __main__ as encode_cli
+from qpr_pyserini.index.record import INDEX_RECORD
+from qpr_pyserini.index.store import PROGRESS_FILE, IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ DRIVER = """
 import os, sys
 from qpr_pyserini import index
 from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model import DenseEncoder
 corpus, out, encoder, mode = sys.argv[1:5]
 chunks, texts = 0, 0
 add, embed = index.IndexWriter.add, DenseEncoder.embed_passages
@@ -87,11 +87,11 @@ def test_resume_rejects_other_settings_and_a_plain_run_discards_the_partial(
 ) -> None:
     assert run_driver(corpus, tmp_path / "idx", tiny_encoder, "1").returncode == -9
     argv = ["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--encoder", tiny_encoder.model]
-    assert encode.main([*argv, "--quiet", "--resume", "--batch-size", "2"]) == 2
+    assert encode_cli.main([*argv, "--quiet", "--resume", "--batch-size", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot resume" in err[0] and "batch_size" in err[0], err
     (partial,) = tmp_path.glob(".idx.partial-*")
-    assert encode.main([*argv, "--quiet", "--batch-size", "2"]) == 0  # no --resume: starts over
+    assert encode_cli.main([*argv, "--quiet", "--batch-size", "2"]) == 0  # no --resume: starts over
     assert not partial.exists() and len(load_index(tmp_path / "idx").docids) == 50
 
 
@@ -107,9 +107,9 @@ def test_resume_keeps_a_complete_index_and_starts_afresh_without_a_partial(
         tiny_encoder.model,
         "--quiet",
     ]
-    assert encode.main([*argv, "--resume"]) == 0
+    assert encode_cli.main([*argv, "--resume"]) == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "idx").iterdir()}
-    assert encode.main([*argv, "--resume"]) == 0
+    assert encode_cli.main([*argv, "--resume"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "idx").iterdir()} == before
 
 

@@ -15,15 +15,17 @@ import pytest
 from conftest import write_jsonl
 
 import qpr_pyserini
-from qpr_pyserini import search as search_module
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import load_index
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import Topic
-from qpr_pyserini.modeling import DenseEncoder
-from qpr_pyserini.search import main, search_topics
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.search import __main__ as search_cli
+from qpr_pyserini.search import searcher as search_module
+from qpr_pyserini.search.__main__ import main
+from qpr_pyserini.search.searcher import search_topics
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +188,7 @@ def test_bad_options_are_input_errors(
 ) -> None:
     assert main(cli(built, tiny_topics, tmp_path / "r.trec", *extra)) == 2
     err = capsys.readouterr().err
-    monkeypatch.setattr(search_module, "run_cli", lambda action: action())
+    monkeypatch.setattr(search_cli, "run_cli", lambda action: action())
     with pytest.raises(InputError):  # not any ValueError: the CLIs show those with a traceback, as bugs
         main(cli(built, tiny_topics, tmp_path / "r.trec", *extra))
     assert err.count("\n") == 1 and f"error: {fragment}" in err
@@ -235,7 +237,7 @@ def test_header_only_topics_are_an_error(built: Path, tmp_path: Path, capsys) ->
 def test_empty_index_is_an_error(
     tmp_path: Path, tiny_topics: Path, tiny_encoder: EncoderConfig, capsys
 ) -> None:
-    from qpr_pyserini.index import IndexWriter
+    from qpr_pyserini.index.store import IndexWriter
 
     with IndexWriter(tmp_path / "empty", 32, tiny_encoder):
         pass
@@ -294,7 +296,7 @@ def test_unknown_candidate_is_named_before_the_model_loads(
 
 
 def test_passed_model_keeps_its_settings_when_none_given(model: DenseEncoder) -> None:
-    from qpr_pyserini.search import with_settings
+    from qpr_pyserini.search.query_encoder import with_settings
 
     assert with_settings(model) is model
     changed = with_settings(model, template="instructir", query_max_length=16)

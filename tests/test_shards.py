@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from qpr_pyserini import index as index_module
-from qpr_pyserini import search as search_module
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.encode import encode_corpus
-from qpr_pyserini.index import IndexWriter, load_index, merge_indexes
-from qpr_pyserini.index_record import INDEX_RECORD
+from qpr_pyserini.encode.corpus_index import encode_corpus
+from qpr_pyserini.index import store as index_module
+from qpr_pyserini.index.merge import merge_indexes
+from qpr_pyserini.index.record import INDEX_RECORD
+from qpr_pyserini.index.store import IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.search import main, retrieve, search_topics
-from qpr_pyserini.shards import ShardedIndex, index_folders
+from qpr_pyserini.search import searcher as search_module
+from qpr_pyserini.search.__main__ import main
+from qpr_pyserini.search.searcher import retrieve, search_topics
+from qpr_pyserini.search.shards import ShardedIndex, index_folders
 
 CONFIG = EncoderConfig(model="some/model", name="toy")
 
@@ -136,7 +138,7 @@ def test_shards_are_loaded_one_at_a_time(
         alive.append(weakref.ref(loaded))
         return loaded
 
-    monkeypatch.setattr("qpr_pyserini.shards.load_index", load_alone)
+    monkeypatch.setattr("qpr_pyserini.search.shards.load_index", load_alone)
     candidates = write_jsonl(tmp_path / "c.jsonl", [{"qid": "q1", "pid": [f"d{i}" for i in range(23)]}])
     for options in ({}, {"candidates": candidates}):
         alive.clear()

@@ -15,14 +15,10 @@ from train_helpers import TEMPLATES, write_rows
 
 from qpr_pyserini.config import CONFIG_FILE, EncoderConfig
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import DenseEncoder
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.model.folders import save_sentence_transformers_folder
 from qpr_pyserini.presets import resolve_encoder, st_folder
-from qpr_pyserini.presets.st_folder import (
-    read_st_folder,
-    save_sentence_transformers_folder,
-    st_caveats,
-    st_query_prompt,
-)
+from qpr_pyserini.presets.st_folder import read_st_folder, st_caveats, st_query_prompt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest)
 

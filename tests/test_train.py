@@ -15,13 +15,14 @@ from safetensors.torch import load_file
 from train_helpers import TEMPLATES, TOPICS
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.index import IndexWriter, load_index
+from qpr_pyserini.index.store import IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.modeling import Batch, DenseEncoder
+from qpr_pyserini.io.training_data import Passage, TrainExample
+from qpr_pyserini.model.encoder import Batch, DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.train.__main__ import build_trainer, main, train
 from qpr_pyserini.train.arguments import parse_arguments
-from qpr_pyserini.train.data import Passage, TrainExample, TrainGroup
+from qpr_pyserini.train.data import TrainGroup
 from qpr_pyserini.train.loss import QPRConfig, contrastive_qpr_loss
 from qpr_pyserini.train.model import (
     DECODER_LORA_TARGETS,

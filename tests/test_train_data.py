@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from qpr_pyserini.io import InputError, read_qrels, read_topics
-from qpr_pyserini.train import stance
-from qpr_pyserini.train.data import (
-    GroupSampler,
+from qpr_pyserini.io.training_data import (
     Passage,
     TrainExample,
     TrainingRows,
     read_training_data,
     write_training_data,
 )
+from qpr_pyserini.train import stance
+from qpr_pyserini.train.data import GroupSampler
+from qpr_pyserini.train.stance import __main__ as stance_cli
 
 
 def passage(docid: str, text: str | None = None) -> dict[str, str]:
@@ -395,7 +396,7 @@ def test_stance_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run.write_text("1 Q0 d6 1 9.0 dense\n1 Q0 d7 2 8.0 dense\n")
     out = tmp_path / "rows.jsonl"
     argv = ["--stance-dir", str(root), "--output", str(out), "--negatives", str(run)]
-    assert stance.main([*argv, "--variants", "og", "changed"]) == 0
+    assert stance_cli.main([*argv, "--variants", "og", "changed"]) == 0
     assert "wrote 5 rows" in capsys.readouterr().err
     assert [(e.query_id, [p.docid for p in e.negatives]) for e in read_training_data(out)] == [
         ("1-og", ["d6", "d7"]),
@@ -404,7 +405,7 @@ def test_stance_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         ("3-changed", []),
         ("4-changed", []),  # claim 4's "refuting" instruction is claim 3's matching one: d4 is relevant
     ]
-    assert stance.main(["--stance-dir", str(tmp_path / "absent"), "--output", str(out)]) == 2
+    assert stance_cli.main(["--stance-dir", str(tmp_path / "absent"), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 import qpr_pyserini.train.model as model_module
+from qpr_pyserini.io.training_data import read_training_data
 from qpr_pyserini.train.__main__ import build_trainer
 from qpr_pyserini.train.arguments import ModelArguments, parse_arguments
-from qpr_pyserini.train.data import GroupSampler, read_training_data
+from qpr_pyserini.train.data import GroupSampler
 from qpr_pyserini.train.loss import QPRConfig
 from qpr_pyserini.train.model import InstructionRetrieverModel, load_trainable_encoder
 from qpr_pyserini.train.trainer import GroupCollator

@@ -27,10 +27,10 @@ from qpr_pyserini.instructdata.attributes import (
     instructions,
     label_documents,
 )
-from qpr_pyserini.instructdata.topics import Topic, find_topics
+from qpr_pyserini.instructdata.topics import SubjectTopic, find_topics
 from qpr_pyserini.io.corpus import Document, iter_corpus
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.train.data import Passage, TrainExample, write_training_data
+from qpr_pyserini.io.training_data import Passage, TrainExample, write_training_data
 
 FRACTIONS = {"train": 0.65, "dev": 0.15, "test": 0.20}  # of the topics
 HELD_OUT = {"dev": "pediatric", "test": "review"}  # attribute seen only in that split
@@ -42,7 +42,7 @@ HARD_NEGATIVES = 16
 class Pair:
     """A topic crossed with an attribute: its on-topic documents with (``has``) and without (``lacks``) it."""
 
-    topic: Topic
+    topic: SubjectTopic
     attribute: str
     has: frozenset[str]
     lacks: frozenset[str]
@@ -52,7 +52,7 @@ class Pair:
         return (self.has, self.lacks) if polarity == "only" else (self.lacks, self.has)
 
 
-def split_topics(topics: Sequence[Topic], seed: int) -> dict[str, list[Topic]]:
+def split_topics(topics: Sequence[SubjectTopic], seed: int) -> dict[str, list[SubjectTopic]]:
     """Disjoint train / dev / test topic lists (``FRACTIONS``), shuffled by ``seed``, each sorted by word."""
     order = sorted(topics, key=lambda t: t.word)
     random.Random(seed).shuffle(order)
@@ -68,7 +68,7 @@ def split_attributes(split: str) -> list[str]:
     return shared + ([HELD_OUT[split]] if split in HELD_OUT else [])
 
 
-def pairs_of(topics: Iterable[Topic], labels: dict[str, set[str]], split: str) -> list[Pair]:
+def pairs_of(topics: Iterable[SubjectTopic], labels: dict[str, set[str]], split: str) -> list[Pair]:
     """The split's topic x attribute pairs with at least ``MIN_EACH_SIDE[split]`` documents on each side."""
     least = MIN_EACH_SIDE[split]
     pairs = []
@@ -115,7 +115,7 @@ def write_eval_split(folder: Path, split: str, pairs: Sequence[Pair], corpus: Pa
 
 
 def training_rows(
-    topics: Sequence[Topic], pairs: Sequence[Pair], labels: dict[str, set[str]], docs: dict[str, Document], seed: int
+    topics: Sequence[SubjectTopic], pairs: Sequence[Pair], labels: dict[str, set[str]], docs: dict[str, Document], seed: int
 ) -> list[TrainExample]:
     """One plain row per topic, then one row per pair and polarity (wording drawn by ``seed``).
 
@@ -128,7 +128,7 @@ def training_rows(
     all_ids = sorted(docs)
     passage = {d: Passage(d, docs[d].title, docs[d].text) for d in all_ids}
 
-    def off_topic(topic: Topic, wanted: set[str] | None, k: int) -> list[str]:
+    def off_topic(topic: SubjectTopic, wanted: set[str] | None, k: int) -> list[str]:
         pool = [d for d in all_ids if d not in topic.mentions and (wanted is None or d in wanted)]
         return rng.sample(pool, min(k, len(pool)))
 
@@ -214,7 +214,7 @@ def _manifest(
     seed: int,
     corpus: Path,
     labels: dict[str, set[str]],
-    topics: dict[str, list[Topic]],
+    topics: dict[str, list[SubjectTopic]],
     pairs: dict[str, list[Pair]],
     rows: Sequence[TrainExample],
     queries: dict[str, int],

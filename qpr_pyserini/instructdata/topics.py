@@ -70,7 +70,7 @@ regulation response risk signaling specific through treatment health
 
 
 @dataclass(frozen=True)
-class Topic:
+class SubjectTopic:
     """A topic word, its on-topic documents (title) and the documents that mention it anywhere."""
 
     word: str
@@ -90,7 +90,7 @@ def fold(word: str) -> str:
 GENERIC = frozenset(fold(word) for word in _GENERIC)
 
 
-def find_topics(docs: Iterable[Document]) -> list[Topic]:
+def find_topics(docs: Iterable[Document]) -> list[SubjectTopic]:
     """The topics of a corpus, sorted by word (see the module docstring for the rules)."""
     title_docs: dict[str, set[str]] = defaultdict(set)
     mention_docs: dict[str, set[str]] = defaultdict(set)
@@ -106,10 +106,10 @@ def find_topics(docs: Iterable[Document]) -> list[Topic]:
         for key, ids in title_docs.items()
         if MIN_TITLES <= len(ids) <= MAX_TITLES and len(key) >= 4 and key.isalpha() and key not in GENERIC
     ]
-    kept: list[Topic] = []
+    kept: list[SubjectTopic] = []
     for key in sorted(candidates, key=lambda k: (-len(title_docs[k]), k)):
         ids = frozenset(title_docs[key])
         if all(len(ids & t.on_topic) / len(ids | t.on_topic) <= MAX_OVERLAP for t in kept):
             word = min(surface[key], key=lambda w: (-surface[key][w], w))
-            kept.append(Topic(word, ids, frozenset(mention_docs[key])))
+            kept.append(SubjectTopic(word, ids, frozenset(mention_docs[key])))
     return sorted(kept, key=lambda t: t.word)

@@ -13,6 +13,12 @@ from qpr_pyserini.io.errors import InputError
 
 IRDS_PREFIX = "irds:"
 _WHITESPACE = re.compile(r"\s")
+# A Hugging Face hub repository id, "owner/name" (models, benchmark datasets, MTEB model names).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w-]*/[\w.-]+")
+# A hub dataset id as ``datasets.load_dataset`` takes it: "owner/name", or a canonical "name" alone.
+HUB_DATASET_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+# First-column names that mark a header line in qrels and candidate files.
+QID_HEADERS = frozenset({"qid", "query-id", "query_id"})
 
 
 def irds_id(source: str | Path) -> str | None:
@@ -73,6 +79,32 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
             raise InputError(str(path), f"cannot read: {exc}", line_no + 1) from None
     if not found:
         raise InputError(str(path), "empty file")
+
+
+def iter_columns(path: Path, widths: Mapping[int, str], what: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, columns)`` of a whitespace-separated file, every line as wide as the first.
+
+    A first line whose first column is a qid name (:data:`QID_HEADERS`) is a header and skipped. ``widths``
+    maps each allowed column count to what it means ("qid docid"), for the error a wrong first line gets.
+    A file with nothing but a header is an InputError: it has no ``what``.
+    """
+    width = None
+    for line_no, line in iter_lines(path):
+        columns = line.split()
+        if width is None:
+            if columns[0].lower() in QID_HEADERS:
+                continue
+            width = len(columns)
+            if width not in widths:
+                allowed = " or ".join(f"{n} ({meaning})" for n, meaning in widths.items())
+                raise InputError(str(path), f"expected {allowed} columns, got {width}", line_no)
+        if len(columns) != width:
+            raise InputError(
+                str(path), f"expected {width} columns like the first line, got {len(columns)}", line_no
+            )
+        yield line_no, columns
+    if width is None:
+        raise InputError(str(path), f"no {what} (only a header)")
 
 
 def looks_like_jsonl(path: Path) -> bool:

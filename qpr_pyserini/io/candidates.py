@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qpr_pyserini.io._read import as_id, first_key, iter_json_records, iter_lines, looks_like_jsonl
+from qpr_pyserini.io._read import as_id, first_key, iter_columns, iter_json_records, looks_like_jsonl
 from qpr_pyserini.io.errors import InputError
 
 _QID_KEYS = ("qid", "query-id", "query_id")
 _DOC_KEYS = ("pid", "corpus-id", "corpus-ids", "doc_id")
-_HEADER_IDS = {"qid", "query-id", "query_id"}
 
 
 def read_candidates(source: str | Path) -> dict[str, list[str]]:
@@ -47,21 +46,7 @@ def _jsonl_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 def _column_pairs(path: Path) -> list[tuple[str, str]]:
-    pairs = []
-    width = None
-    for line_no, line in iter_lines(path):
-        columns = line.split()
-        if width is None:
-            if columns[0].lower() in _HEADER_IDS:
-                continue
-            width = len(columns)
-        if len(columns) != width or width not in (2, 6):
-            raise InputError(
-                str(path),
-                f"expected 2 columns (qid docid) or 6 (a TREC run) on every line, got {len(columns)}",
-                line_no,
-            )
-        pairs.append((columns[0], columns[1 if width == 2 else 2]))
-    if width is None:
-        raise InputError(str(path), "no candidates (only a header)")
-    return pairs
+    return [
+        (columns[0], columns[1 if len(columns) == 2 else 2])
+        for _, columns in iter_columns(path, {2: "qid docid", 6: "a TREC run"}, "candidates")
+    ]

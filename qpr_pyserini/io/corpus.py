@@ -7,6 +7,7 @@ record a Document and checks ids are unique.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,33 @@ class Document:
     def joined(self, sep: str = " ") -> str:
         """Title and text as one string (the BEIR / MTEB convention), or just the text without a title."""
         return f"{self.title}{sep}{self.text}" if self.title else self.text
+
+
+class CorpusFingerprint:
+    """A content fingerprint of documents in order: SHA-256 over each one's id, title and text.
+
+    Two sources with the same fingerprint hold the same documents in the same order, whatever their paths,
+    formats or compression; an index records the fingerprint of what it encoded.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, document: Document) -> None:
+        for part in (document.docid, document.title, document.text):
+            data = part.encode("utf-8")
+            self._digest.update(len(data).to_bytes(8, "little") + data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def corpus_fingerprint(source: str | Path, shard_id: int = 0, shard_num: int = 1) -> str:
+    """The :class:`CorpusFingerprint` of shard ``shard_id`` of ``shard_num`` of a corpus (all of it by default)."""
+    fingerprint = CorpusFingerprint()
+    for document in iter_corpus_shard(source, shard_id, shard_num):
+        fingerprint.add(document)
+    return fingerprint.hexdigest()
 
 
 def iter_corpus(source: str | Path) -> Iterator[Document]:

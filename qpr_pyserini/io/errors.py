@@ -1,4 +1,5 @@
-"""One exception type for bad input, always naming the file and, where known, the line."""
+"""One exception type for bad input, always naming the file and, where known, the line, and the option checks
+that raise it."""
 
 from __future__ import annotations
 
@@ -19,3 +20,10 @@ class InputError(ValueError):
     def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:
         """Pickle by the constructor's arguments, so the error crosses process boundaries (Ray, DataLoader)."""
         return type(self), (self.path, self.reason, self.line)
+
+
+def check_positive(**options: int | None) -> None:
+    """Counts given as ``--option`` values (keyword names with underscores) must be at least 1; None is unset."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise InputError("--" + name.replace("_", "-"), f"must be at least 1, got {value}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qpr_pyserini.io._read import irds_id, iter_lines, load_irds
+from qpr_pyserini.io._read import irds_id, iter_columns, load_irds
 from qpr_pyserini.io.errors import InputError
 
 Qrels = dict[str, dict[str, int]]
 
-_HEADER_IDS = {"query-id", "query_id", "qid"}
 # Column layout by column count: (qid, docid, relevance) positions.
 _LAYOUTS = {3: (0, 1, 2), 4: (0, 2, 3)}
 
@@ -25,34 +24,16 @@ def read_qrels(source: str | Path) -> Qrels:
         return _irds_qrels(str(source))
     path = Path(source)
     qrels: Qrels = {}
-    width = None
-    for line_no, line in iter_lines(path):
-        columns = line.split()
-        if width is None:
-            if columns[0].lower() in _HEADER_IDS:
-                continue
-            width = len(columns)
-            if width not in _LAYOUTS:
-                raise InputError(
-                    str(path),
-                    f"expected 3 columns (query-id corpus-id score) or 4 (qid iter docid rel), got {width}",
-                    line_no,
-                )
-        if len(columns) != width:
-            raise InputError(
-                str(path), f"expected {width} columns like the first line, got {len(columns)}", line_no
-            )
-        q, d, r = _LAYOUTS[width]
-        qid, docid = columns[q], columns[d]
+    widths = {3: "query-id corpus-id score", 4: "qid iter docid rel"}
+    for line_no, columns in iter_columns(path, widths, "judgements"):
+        q, d, r = _LAYOUTS[len(columns)]
         try:
             relevance = int(columns[r])
         except ValueError:
             raise InputError(
                 str(path), f"relevance must be an integer, got {columns[r]!r}", line_no
             ) from None
-        _judge(qrels, qid, docid, relevance, str(path), line_no)
-    if width is None:
-        raise InputError(str(path), "no judgements (only a header)")
+        _judge(qrels, columns[q], columns[d], relevance, str(path), line_no)
     return qrels
 
 

@@ -1,8 +1,9 @@
 """Resolve what a user names as an encoder: a preset, a preset file, a model folder or an index folder.
 
 Accepted everywhere an encoder is asked for:
-- a preset name: ``<name>.json`` in ``$QPR_ENCODERS_DIR`` (user presets, searched first) or shipped in this
-  package (``qpr_pyserini/presets/*.json``);
+- a preset name: ``<name>.json`` in ``$QPR_ENCODERS_DIR`` (user presets, searched first) or one of the shipped
+  presets (the repository's top-level ``encoders/`` folder, installed as the package
+  ``qpr_pyserini.presets.shipped``);
 - a path to such a JSON file;
 - a folder holding ``qpr_encoder.json`` (a model trained by ``qpr_pyserini.train``);
 - an index folder written by ``qpr_pyserini.encode`` (its ``qpr_index.json`` records the encoder);
@@ -20,17 +21,18 @@ import importlib.util
 import logging
 import os
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import CONFIG_FILE, EncoderConfig
-from ..index_record import INDEX_RECORD, recorded_encoder
-from ..io.errors import InputError
-from .st_folder import is_st_folder, read_st_folder
+from qpr_pyserini.config import CONFIG_FILE, EncoderConfig
+from qpr_pyserini.index.record import INDEX_RECORD, recorded_encoder
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.presets.st_folder import is_st_folder, read_st_folder
 
 log = logging.getLogger(__name__)
 
-PACKAGED_PRESETS = Path(__file__).resolve().parent
+PACKAGED_PRESETS = Path(str(resources.files("qpr_pyserini.presets.shipped")))
 DEFAULT_ENCODER = "minilm"
 
 

@@ -10,7 +10,7 @@ prompt (what ``encode`` applies without a prompt name); the maximum length is ``
 ``tokenizer_args`` may append the EOS token (``append_eos``) and set the padding side. Anything else (Dense
 layers, max pooling, prompts excluded from pooling) is refused rather than misread.
 
-Writing (:func:`write_st_files`, :func:`save_sentence_transformers_folder`) is the inverse, in the legacy
+Writing (:func:`write_st_files`; ``qpr_pyserini.model.folders`` saves a whole model folder with it) is the inverse, in the legacy
 file layout that sentence-transformers 3.x to 6.x load:
 ``SentenceTransformer(folder).encode(texts, prompt_name="query" | "document")`` then gives our query
 (without instruction) and passage vectors. What a folder cannot express is returned and logged as a warning;
@@ -21,18 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import CONFIG_FILE, EncoderConfig
-from ..io.errors import InputError
-from ..templates import resolve_template
-
-if TYPE_CHECKING:  # modeling imports this package: a runtime import would be circular
-    from torch import Tensor
-
-    from ..modeling import DenseEncoder
+from qpr_pyserini.config import CONFIG_FILE, EncoderConfig
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.templates import resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -197,31 +191,6 @@ def _appends_eos(folder: Path, args: dict[str, Any]) -> bool:
 
 
 # ----- writing -------------------------------------------------------------------------------------------
-def save_sentence_transformers_folder(
-    encoder: DenseEncoder,
-    folder: str | Path,
-    config: EncoderConfig | None = None,
-    state_dict: dict[str, Tensor] | None = None,
-) -> list[str]:
-    """Save ``encoder`` as a folder that our tools and ``SentenceTransformer(folder)`` both load.
-
-    Writes the backbone (or its LoRA adapter; ``state_dict`` replaces its weights, as DeepSpeed / FSDP hand
-    them over), the tokenizer, ``config`` as ``qpr_encoder.json`` (default: the encoder's own, with the model
-    in the folder), which our loader reads first, and sentence-transformers' files (:func:`write_st_files`).
-    Returns what sentence-transformers does differently from our encoder class on this folder.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    encoder.backbone.save_pretrained(folder, state_dict=state_dict)
-    encoder.tokenizer.save_pretrained(folder)
-    if config is None:
-        config = replace(
-            encoder.config, model=".", tokenizer=None, lora=None, merge_lora=False, gguf_file=None
-        )
-    config.save(folder)
-    return write_st_files(config, folder, encoder.dimension)
-
-
 def write_st_files(config: EncoderConfig, folder: str | Path, dimension: int) -> list[str]:
     """Write sentence-transformers' module files for ``config`` next to the model and tokenizer in ``folder``.
 

@@ -32,11 +32,12 @@ from transformers import set_seed
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..cli import run_cli
-from ..index import load_index
-from ..io.errors import InputError
-from ..modeling import DenseEncoder
-from .arguments import (
+from qpr_pyserini.cli import run_cli
+from qpr_pyserini.index.store import load_index
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.io.training_data import Passage, TrainExample, read_training_data
+from qpr_pyserini.model.encoder import DenseEncoder
+from qpr_pyserini.train.arguments import (
     ArgumentParser,
     Arguments,
     TrainingArguments,
@@ -44,10 +45,10 @@ from .arguments import (
     resolved_settings,
     split_config_options,
 )
-from .data import GroupSampler, Passage, TrainExample, read_training_data
-from .distributed import rank
-from .model import InstructionRetrieverModel, load_trainable_encoder
-from .trainer import GroupCollator, QPRTrainer
+from qpr_pyserini.train.data import GroupSampler
+from qpr_pyserini.train.distributed import rank
+from qpr_pyserini.train.model import InstructionRetrieverModel, load_trainable_encoder
+from qpr_pyserini.train.trainer import GroupCollator, QPRTrainer
 
 
 def build_trainer(arguments: Arguments) -> QPRTrainer:

@@ -24,11 +24,11 @@ import torch
 import transformers
 from transformers import HfArgumentParser
 
-from ..config import EncoderConfig
-from ..io.errors import InputError
-from ..presets import resolve_encoder
-from .data import INSTRUCTION_NEGATIVE_ROWS, NEGATIVES_ORDERS, POSITIVE_CHOICES
-from .loss import QPRConfig
+from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.io.errors import InputError, check_positive
+from qpr_pyserini.presets import resolve_encoder
+from qpr_pyserini.train.data import INSTRUCTION_NEGATIVE_ROWS, NEGATIVES_ORDERS, POSITIVE_CHOICES
+from qpr_pyserini.train.loss import QPRConfig
 
 MODES = ("full", "query-side")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -200,8 +200,7 @@ class DataArguments:
     limit: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
 
     def __post_init__(self) -> None:
-        if self.group_size < 1:
-            raise InputError("--group-size", f"must be at least 1, got {self.group_size}")
+        check_positive(group_size=self.group_size)
         for option, value, choices in (
             ("--negatives-order", self.negatives_order, NEGATIVES_ORDERS),
             ("--positive-choice", self.positive_choice, POSITIVE_CHOICES),

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..io.errors import InputError
+from qpr_pyserini.io.errors import InputError
 
 DIRECTIONS = ("forward", "reverse", "symmetric", "cross-entropy")
 CANDIDATES = ("batch", "group")

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..io.errors import InputError
-from ..modeling import Batch, DenseEncoder, pool
-from .arguments import ModelArguments
-from .distributed import gather_with_grad, global_targets
-from .loss import LossOutput, QPRConfig, contrastive_qpr_loss
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.model.encoder import Batch, DenseEncoder, pool
+from qpr_pyserini.train.arguments import ModelArguments
+from qpr_pyserini.train.distributed import gather_with_grad, global_targets
+from qpr_pyserini.train.loss import LossOutput, QPRConfig, contrastive_qpr_loss
 
 DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ENCODER_LORA_TARGETS = ("query", "key", "value", "dense")

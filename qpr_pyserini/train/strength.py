@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .loss import LossOutput
+from qpr_pyserini.train.loss import LossOutput
 
 log = logging.getLogger(__name__)
 

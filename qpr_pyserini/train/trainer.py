@@ -20,16 +20,17 @@ from torch import Tensor
 from transformers import AutoModel, Trainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from ..config import EncoderConfig
-from ..index import DenseIndex
-from ..modeling import Batch, DenseEncoder
-from ..presets.st_folder import save_sentence_transformers_folder
-from ..text_pipeline import TextPipeline
-from .data import GroupSampler, TrainExample, TrainGroup
-from .distributed import scale_for_ddp, world_size
-from .loss import LossOutput
-from .model import InstructionRetrieverModel
-from .strength import RegularizerMonitor, term_gradient_norms
+from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.index.store import DenseIndex
+from qpr_pyserini.io.training_data import TrainExample
+from qpr_pyserini.model.encoder import Batch, DenseEncoder
+from qpr_pyserini.model.folders import save_sentence_transformers_folder
+from qpr_pyserini.model.text import TextPipeline
+from qpr_pyserini.train.data import GroupSampler, TrainGroup
+from qpr_pyserini.train.distributed import scale_for_ddp, world_size
+from qpr_pyserini.train.loss import LossOutput
+from qpr_pyserini.train.model import InstructionRetrieverModel
+from qpr_pyserini.train.strength import RegularizerMonitor, term_gradient_norms
 
 BACKBONE_PREFIX = "encoder.backbone."
 

@@ -1,0 +1,1 @@
+"""The shipped encoder presets (``*.json``): installed as the package ``qpr_pyserini.presets.shipped``."""
