@@ -132,13 +132,15 @@ def search_topics(
     ef_search: int | None = None,
     nprobe: int | None = None,
     backend: str = "torch",
+    allow_partial: bool = False,
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
 
     ``index`` is an index folder, a loaded index, or shards: several folders, or one folder whose subfolders
     are indexes (searched one at a time, as one index; see :mod:`qpr_pyserini.search.shards`). ``mmap`` maps the
     vectors from disk instead of reading them (for an index larger than RAM). ``ef_search`` / ``nprobe``
-    override an HNSW / IVF index's stored search settings.
+    override an HNSW / IVF index's stored search settings. Some shards of a split (``encode --shard-num``)
+    without the rest are refused unless ``allow_partial``.
     The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
     folder or configuration), else the one the index records; ``template`` overrides its template in every
     case; ``backend`` (see qpr_pyserini.model.backends) applies to a model loaded here. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
@@ -156,7 +158,7 @@ def search_topics(
         if faiss_device != "cpu":
             loaded.faiss_index = _to_gpu(loaded.faiss_index, faiss_device)
 
-    dense = open_index(index, mmap=mmap, prepare=prepare)
+    dense = open_index(index, mmap=mmap, prepare=prepare, allow_partial=allow_partial)
     count = dense.faiss_index.ntotal if isinstance(dense, DenseIndex) else dense.documents
     if count == 0:
         raise InputError(str(dense.path), "index holds no vectors")
