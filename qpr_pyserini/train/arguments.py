@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import transformers
 from transformers import HfArgumentParser
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.io.errors import InputError, check_positive
+from qpr_pyserini.io.errors import InputError, check_finite, check_positive
 from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.train.data import NEGATIVES_ORDERS
 from qpr_pyserini.train.loss import QPRConfig
@@ -103,6 +103,7 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.merge_lora and not self.lora:
             raise InputError("--merge-lora", "needs --lora (there is no adapter to merge)")
 
@@ -226,6 +227,7 @@ class QPRArguments:
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.qpr_preset is not None and self.qpr_preset not in QPR_PRESETS:
             raise InputError(
                 "--qpr-preset", f"must be one of {', '.join(QPR_PRESETS)}, not {self.qpr_preset!r}"
@@ -272,13 +274,14 @@ class TrainingArguments(transformers.TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.mode not in MODES:
             raise InputError("--mode", f"must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.mode == "query-side" and not self.index:
             raise InputError(
                 "--mode", "'query-side' needs --index (the fixed passage index to train against)"
             )
-        if self.temperature <= 0:
+        if not self.temperature > 0:
             raise InputError("--temperature", f"must be > 0, got {self.temperature}")
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # nothing to pin for
@@ -288,6 +291,13 @@ class TrainingArguments(transformers.TrainingArguments):
                 self.use_cpu = True
                 self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
+
+
+def check_finite_fields(arguments: Any) -> None:
+    """Every float option of an argument dataclass must be finite (NaN or infinity trains garbage)."""
+    check_finite(
+        **{f.name: value for f in fields(arguments) if isinstance(value := getattr(arguments, f.name), float)}
+    )
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, QPRArguments, TrainingArguments)
