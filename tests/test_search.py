@@ -295,6 +295,39 @@ def test_unknown_candidate_is_named_before_the_model_loads(
     assert not (tmp_path / "r.trec").exists()
 
 
+def test_candidates_for_no_topic_are_refused_and_for_some_warned(
+    built: Path,
+    tiny_topics: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Candidates whose qids match no topic used to write an empty run (exit 0)."""
+    candidates = write_jsonl(
+        tmp_path / "c.jsonl", [{"qid": "Q1", "pid": ["d1"]}, {"qid": "Q2", "pid": ["d2"]}]
+    )
+    argv = [
+        "--index",
+        str(built),
+        "--topics",
+        str(tiny_topics),
+        "--output",
+        str(tmp_path / "r.trec"),
+        "--quiet",
+    ]
+    assert main([*argv, "--candidates", str(candidates)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {candidates}: has candidates for none of the 3 topics' query ids "
+        "(its first: 'Q1'; the topics' first: 'q1')\n"
+    )
+    assert not (tmp_path / "r.trec").exists()
+    some = write_jsonl(tmp_path / "some.jsonl", [{"qid": "q1", "pid": ["d1", "d2"]}])
+    assert main([*argv, "--candidates", str(some)]) == 0
+    assert "2 of 3 topics have no candidates and get no results (first: q2)" in caplog.text
+    assert set(read_run(tmp_path / "r.trec")) == {"q1"}
+
+
 def test_passed_model_keeps_its_settings_when_none_given(model: DenseEncoder) -> None:
     from qpr_pyserini.search.query_encoder import with_settings
 

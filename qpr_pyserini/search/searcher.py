@@ -11,6 +11,7 @@ The Python entry point is :func:`search_topics` (also ``qpr_pyserini.search_topi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,8 @@ from qpr_pyserini.search.query_encoder import (
     refuse_with_model,
 )
 from qpr_pyserini.search.shards import Hits, IndexArgument, open_index
+
+log = logging.getLogger(__name__)
 
 BATCHES_PER_ENCODE = 8  # query batches encoded per call of embed_queries (see encode_topics)
 
@@ -83,6 +86,23 @@ def check_candidates(
                     source,
                     f"candidate doc id {docid!r} of qid {topic.qid!r} is not in the index {index.path}",
                 )
+
+
+def _check_candidate_qids(pool: dict[str, list[str]], topics: Sequence[Topic], source: str) -> None:
+    """Candidates for none of the topics would write an empty run: an InputError; for only some, a warning
+    (the others get no results)."""
+    without = [t.qid for t in topics if not pool.get(t.qid)]
+    if len(without) == len(topics):
+        first = f" (its first: {next(iter(pool))!r}; the topics' first: {topics[0].qid!r})" if pool else ""
+        raise InputError(source, f"has candidates for none of the {len(topics)} topics' query ids{first}")
+    if without:
+        log.warning(
+            "%s: %d of %d topics have no candidates and get no results (first: %s)",
+            source,
+            len(without),
+            len(topics),
+            without[0],
+        )
 
 
 def encode_topics(
@@ -169,6 +189,7 @@ def search_topics(
     pool = read_candidates(candidates) if candidates is not None else None
     if pool is not None:
         check_candidates(dense, pool, topic_list, str(candidates))
+        _check_candidate_qids(pool, topic_list, str(candidates))
     query_model = query_encoder_for(dense, encoder, template, device, model, backend)
     if not force:
         check_compatible(dense, query_model.config, query_model.dimension)
