@@ -19,6 +19,7 @@ from benchmark_fixtures import (
     write_followir,
     write_instructir,
     write_mteb_followir,
+    write_qrels_tsv,
     write_tables,
 )
 
@@ -198,6 +199,24 @@ def test_cli_writes_runs_scores_mteb_results_and_plot(
         "qpr_pyserini__tiny/no_revision_available/ToyInstructionRetrieval.json",
         "qpr_pyserini__tiny/no_revision_available/model_meta.json",
     ]
+
+
+def test_followir_pmrr_over_fewer_queries_warns_and_says_so(
+    tmp_path: Path, tiny_encoder: EncoderConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """qrels_changed without some queries: p-MRR used to be over the rest with no word, the header saying all."""
+    data = write_followir(tmp_path / "toy", "tsv")
+    write_qrels_tsv(data / "qrels_changed.tsv", [row for row in QRELS_CHANGED if row[0] != "q2"])
+    record = benchmark.run_benchmark(
+        "followir", data, tmp_path / "out", encoder=tiny_encoder.model, progress=False
+    )
+    assert "1 queries are judged in only one of the two qrels and were skipped (first: q2)" in caplog.text
+    assert record["pmrr_queries"] == 1 and record["queries"] == 2
+    assert (
+        benchmark.format_scores(record)
+        .splitlines()[0]
+        .endswith("(2 queries, rerank top_ranked; p-MRR over 1 of them)")
+    )
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,10 +94,13 @@ def run_benchmark(
         return read_run(path)
 
     measure = standard_measure(suite, bench.name)
+    compared = None  # the queries p-MRR is over (it skips, with a warning, those it cannot compare)
     if suite == "followir":
         run_og, run_changed = search("og", OG), search("changed", CHANGED)
+        following = pmrr(bench.qrels["og"], bench.qrels["changed"], run_og, run_changed)
+        compared = len(following.per_query)
         main = {
-            "p-MRR": pmrr(bench.qrels["og"], bench.qrels["changed"], run_og, run_changed).score,
+            "p-MRR": following.score,
             measure: evaluate(bench.qrels["og"], run_og, [measure], missing="skip")[measure],
         }
         measures = {
@@ -128,6 +131,7 @@ def run_benchmark(
         "hits": hits,
         "mode": "rerank top_ranked" if candidates is not None else "full retrieval",
         "queries": len(bench.topics),
+        **({"pmrr_queries": compared} if compared is not None else {}),
         "main": main,
         "measures": measures,
         "runs": runs,
@@ -173,6 +177,8 @@ def _suffixed(by_kind: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def format_scores(record: Mapping[str, Any]) -> str:
-    lines = [f"{record['suite']} {record['dataset']} ({record['queries']} queries, {record['mode']})"]
+    compared = record.get("pmrr_queries", record["queries"])
+    over = f"; p-MRR over {compared} of them" if compared != record["queries"] else ""
+    lines = [f"{record['suite']} {record['dataset']} ({record['queries']} queries, {record['mode']}{over})"]
     lines += [f"  {name:<16}{100 * value:>8.2f}" for name, value in record["main"].items()]
     return "\n".join(lines)
