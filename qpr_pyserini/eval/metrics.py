@@ -163,7 +163,7 @@ def robustness(
     instances as in :func:`evaluate`.
     """
     if group_of is None:
-        _check_instance_ids(qrels)
+        check_instance_ids(qrels)
     ndcg_name = f"nDCG@{k}"
     ndcg = per_query(qrels, run, ndcg_name)
     ndcg.update(dict.fromkeys(_missing_queries(qrels, run, missing), 0.0))
@@ -177,7 +177,7 @@ def robustness(
     }
 
 
-def _check_instance_ids(qrels: Qrels) -> None:
+def check_instance_ids(qrels: Qrels) -> None:
     """Without ``<base>_<n>`` ids every query is its own group and Robustness@k silently equals nDCG@k."""
     for qid in qrels:
         base, _, instance = qid.rpartition("_")

@@ -107,6 +107,12 @@ def task_scores(record: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def check_model_name(name: str) -> None:
+    """``--model-name`` must be a hub id, ``org/name``."""
+    if not HUB_ID.fullmatch(name):
+        raise InputError("--model-name", f"must be org/name as on the hub, got {name!r}")
+
+
 def read_scores(path: str | Path) -> dict[str, Any]:
     """A benchmark ``scores.json`` (written by ``python -m qpr_pyserini.benchmark``), checked."""
     path = Path(path)
@@ -174,8 +180,7 @@ def export_results(
     if len(encoders) > 1:
         raise InputError("records", "scores of different encoders: export each model on its own")
     name = name or model_name(records[0]["encoder"])
-    if not HUB_ID.fullmatch(name):
-        raise InputError("--model-name", f"must be org/name as on the hub, got {name!r}")
+    check_model_name(name)
     model_dir = Path(folder) / name.replace("/", "__").replace(" ", "_") / (revision or NO_REVISION)
     by_task: dict[str, dict[str, tuple[str, Mapping[str, Any]]]] = {}
     for record, source in zip(records, sources, strict=True):
