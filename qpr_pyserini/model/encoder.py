@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -318,7 +319,8 @@ def _load_backbone(config: EncoderConfig, model_path: str) -> PreTrainedModel:
     hf_logging.disable_progress_bar()  # transformers' per-load "Loading weights" bar is noise in our CLIs
     extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
     try:
-        backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
+        with _no_gguf_bar() if config.gguf_file else nullcontext():
+            backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
     except (OSError, ValueError) as err:
         raise InputError(
             f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
@@ -326,6 +328,20 @@ def _load_backbone(config: EncoderConfig, model_path: str) -> PreTrainedModel:
     if config.lora:
         backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
     return backbone.eval()
+
+
+@contextmanager
+def _no_gguf_bar() -> Iterator[None]:
+    """Silence the "Converting and de-quantizing GGUF tensors" bar of transformers' GGUF loader, which
+    disable_progress_bar does not reach (it calls tqdm itself), for one load."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    bar = gguf.tqdm
+    gguf.tqdm = partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf.tqdm = bar
 
 
 def _load_backbone_config(config: EncoderConfig, model_path: str) -> PretrainedConfig:
