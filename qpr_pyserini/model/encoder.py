@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -367,5 +368,15 @@ def _apply_lora(backbone: PreTrainedModel, adapter: str, merge: bool) -> PreTrai
 
     if _looks_local(adapter) and not Path(adapter).exists():
         raise InputError(adapter, "LoRA adapter folder does not exist")
-    model = PeftModel.from_pretrained(backbone, adapter)
+    with peft_quietly():
+        model = PeftModel.from_pretrained(backbone, adapter)
     return model.merge_and_unload() if merge else model
+
+
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Wrapping a model with peft: its read of transformers' deprecated ``is_gradient_checkpointing`` warns
+    (FutureWarning) on every run, which is not the user's to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
