@@ -211,8 +211,11 @@ def test_output_naming_a_folder_fails_before_searching(
     (tmp_path / "out").mkdir()
     with pytest.raises(InputError) as err:
         search_topics(built, tiny_topics, tmp_path / "out", progress=False)
-    assert str(err.value) == f"{tmp_path / 'out'}: is a folder, expected a run file path"
+    assert str(err.value) == f"{tmp_path / 'out'}: is a folder; expected a file path (--output)"
     assert list((tmp_path / "out").iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match=f"^{tmp_path / 'file' / 'r.trec'}: cannot be written: {tmp_path / 'file'} is"):
+        search_topics(built, tiny_topics, tmp_path / "file" / "r.trec", progress=False)
 
 
 def test_numeric_instruction_is_used_as_text(built: Path, tmp_path: Path, model: DenseEncoder) -> None:

@@ -25,7 +25,7 @@ from qpr_pyserini.index.ann import set_search_parameters
 from qpr_pyserini.index.store import DenseIndex
 from qpr_pyserini.io.candidates import read_candidates
 from qpr_pyserini.io.errors import InputError, check_positive
-from qpr_pyserini.io.runs import check_token, write_run
+from qpr_pyserini.io.runs import check_file_path, check_token, write_run
 from qpr_pyserini.io.topics import Topic, instruction_of, read_topics
 from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.search.query_encoder import (
@@ -168,8 +168,7 @@ def search_topics(
     """
     check_positive(hits=hits, batch_size=batch_size, threads=threads, ef_search=ef_search, nprobe=nprobe)
     check_token(tag, "tag")
-    if Path(output).is_dir():
-        raise InputError(str(output), "is a folder, expected a run file path")
+    check_file_path(output, "--output")
     if model is not None:
         refuse_with_model(encoder=encoder)
 
