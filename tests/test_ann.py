@@ -239,7 +239,9 @@ def test_training_on_few_points_prints_faiss_note_once(
         convert_index(flat, tmp_path / "out", "ivfpq", factory="IVF1,PQ8x4")
     assert "training points" not in capfd.readouterr().err  # faiss's own lines, one per sub-quantizer
     (note,) = [r.getMessage() for r in caplog.records if "training points" in r.getMessage()]
-    assert note.startswith("faiss: WARNING clustering 40 points to 16 centroids") and note.endswith("(8 times)")
+    assert note.startswith("faiss: WARNING clustering 40 points to 16 centroids") and note.endswith(
+        "(8 times)"
+    )
 
 
 def test_convert_refuses_an_empty_index(tmp_path: Path, tiny_encoder: EncoderConfig) -> None:

@@ -315,7 +315,9 @@ def test_a_late_failure_leaves_no_runs_or_scores(
     monkeypatch.setattr(benchmark, "pmrr", fails)
     data = write_followir(tmp_path / "toy", "tsv")
     with pytest.raises(InputError):
-        benchmark.run_benchmark("followir", data, tmp_path / "out", encoder=tiny_encoder.model, progress=False)
+        benchmark.run_benchmark(
+            "followir", data, tmp_path / "out", encoder=tiny_encoder.model, progress=False
+        )
     assert not list((tmp_path / "out" / "runs").iterdir()) and not (tmp_path / "out" / "scores.json").exists()
 
 

@@ -99,7 +99,10 @@ QUICK_TOOLS = ["compat", "eval", "index", "instructdata", "instructdata.audit", 
 def test_tools_run_as_programs_without_warnings() -> None:
     """``python -m qpr_pyserini.<tool> --help`` as users run it prints no warning (runpy's RuntimeWarning about
     a module found in sys.modules first, a deprecation, ...): stderr stays empty."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     running = {
         name: subprocess.Popen(
             [sys.executable, "-m", f"qpr_pyserini.{name}", "--help"],

@@ -214,7 +214,9 @@ def test_output_naming_a_folder_fails_before_searching(
     assert str(err.value) == f"{tmp_path / 'out'}: is a folder; expected a file path (--output)"
     assert list((tmp_path / "out").iterdir()) == []
     (tmp_path / "file").write_text("")
-    with pytest.raises(InputError, match=f"^{tmp_path / 'file' / 'r.trec'}: cannot be written: {tmp_path / 'file'} is"):
+    with pytest.raises(
+        InputError, match=f"^{tmp_path / 'file' / 'r.trec'}: cannot be written: {tmp_path / 'file'} is"
+    ):
         search_topics(built, tiny_topics, tmp_path / "file" / "r.trec", progress=False)
 
 

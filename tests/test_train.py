@@ -228,7 +228,9 @@ def test_query_side_names_a_passage_missing_from_the_index(
         build_trainer(parse_arguments(args))
 
 
-@pytest.mark.filterwarnings("error::FutureWarning")  # peft's use of a deprecated transformers name is silenced
+@pytest.mark.filterwarnings(
+    "error::FutureWarning"
+)  # peft's use of a deprecated transformers name is silenced
 def test_lora_adapter_round_trips(bert: EncoderConfig, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = cli(bert.model, data, out, "--max_steps", "2", "--learning_rate", "1e-2", "--lora", "--merge_lora")

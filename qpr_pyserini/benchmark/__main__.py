@@ -90,7 +90,9 @@ def _check_options(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.plot is not None:
         check_file_path(args.plot, "--plot")
         if args.suite == "beir":
-            raise InputError("--plot", "draws p-MRR or Robustness@10 against the standard score; beir has neither")
+            raise InputError(
+                "--plot", "draws p-MRR or Robustness@10 against the standard score; beir has neither"
+            )
         for path, record in zip(args.compare, compared, strict=True):
             check_plottable(record, str(path))
     if args.mteb_results is not None:

@@ -83,6 +83,7 @@ def run_benchmark(
 
     runs: dict[str, str] = {}
     with _removed_on_failure(out, runs):  # a failed call leaves no runs that look like a finished benchmark's
+
         def search(kind: str, field: str | None) -> dict[str, dict[str, float]]:
             path = out / "runs" / f"{bench.name}-{kind}.trec"
             search_topics(

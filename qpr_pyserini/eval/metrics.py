@@ -112,7 +112,9 @@ def pmrr(qrels_og: Qrels, qrels_changed: Qrels, run_og: Run, run_changed: Run) -
             f"has no query id in common with the original qrels (its first: {next(iter(qrels_changed), None)!r}; "
             f"the original's first: {next(iter(qrels_og), None)!r})",
         )
-    one_sided = [q for q in qrels_og if q not in qrels_changed] + [q for q in qrels_changed if q not in qrels_og]
+    one_sided = [q for q in qrels_og if q not in qrels_changed] + [
+        q for q in qrels_changed if q not in qrels_og
+    ]
     if one_sided:
         log.warning(
             "p-MRR: %d queries are judged in only one of the two qrels and were skipped (first: %s)",
@@ -142,7 +144,9 @@ def pmrr(qrels_og: Qrels, qrels_changed: Qrels, run_og: Run, run_changed: Run) -
             ", ".join(unranked[:5]),
         )
     if not changed_any:
-        raise InputError("qrels_changed", "no query has a changed judgement (it judges as the original qrels do)")
+        raise InputError(
+            "qrels_changed", "no query has a changed judgement (it judges as the original qrels do)"
+        )
     if not scores:
         raise InputError("runs", "no query with a changed judgement has results in both runs")
     return PMRR(score=fmean(scores.values()), per_query=scores)
