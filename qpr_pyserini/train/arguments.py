@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import transformers
 from transformers import HfArgumentParser
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.io.errors import InputError, check_positive
+from qpr_pyserini.io.errors import InputError, check_finite, check_positive
 from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.train.data import INSTRUCTION_NEGATIVE_ROWS, NEGATIVES_ORDERS, POSITIVE_CHOICES
 from qpr_pyserini.train.loss import QPRConfig
@@ -124,6 +124,7 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.merge_lora and not self.lora:
             raise InputError("--merge-lora", "needs --lora (there is no adapter to merge)")
 
@@ -293,6 +294,7 @@ class QPRArguments:
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         _check_choice("--qpr-preset", self.qpr_preset, QPR_PRESETS)
         _check_choice("--qpr-rows", self.qpr_rows, QPR_ROWS)
 
@@ -366,6 +368,7 @@ class TrainingArguments(transformers.TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         _check_choice("--score-dtype", self.score_dtype, SCORE_DTYPES)
         if self.global_batch_size is not None:
             self.gradient_accumulation_steps = accumulation_for(
@@ -379,7 +382,7 @@ class TrainingArguments(transformers.TrainingArguments):
             raise InputError(
                 "--mode", "'query-side' needs --index (the fixed passage index to train against)"
             )
-        if self.temperature <= 0:
+        if not self.temperature > 0:
             raise InputError("--temperature", f"must be > 0, got {self.temperature}")
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # nothing to pin for
@@ -408,6 +411,13 @@ def accumulation_for(global_batch: int, per_device: int, world: int) -> int:
 def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
     if value is not None and value not in choices:
         raise InputError(option, f"must be one of {', '.join(choices)}, not {value!r}")
+
+
+def check_finite_fields(arguments: Any) -> None:
+    """Every float option of an argument dataclass must be finite (NaN or infinity trains garbage)."""
+    check_finite(
+        **{f.name: value for f in fields(arguments) if isinstance(value := getattr(arguments, f.name), float)}
+    )
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, QPRArguments, TrainingArguments)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.io.errors import InputError, check_finite
 
 DIRECTIONS = ("forward", "reverse", "symmetric", "cross-entropy")
 CANDIDATES = ("batch", "group")
@@ -182,6 +182,7 @@ class QPRConfig:
         ):
             if value not in choices:
                 raise InputError(f"--qpr_{name}", f"must be one of {', '.join(choices)}, got {value!r}")
+        check_finite(qpr_weight=self.weight, qpr_temperature=self.temperature)
         if self.weight < 0:
             raise InputError("--qpr-weight", f"must be >= 0, got {self.weight}")
         if self.temperature is not None and self.temperature <= 0:

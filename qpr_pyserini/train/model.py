@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.model.encoder import Batch, DenseEncoder, pool
+from qpr_pyserini.model.encoder import Batch, DenseEncoder, peft_quietly, pool
 from qpr_pyserini.train.arguments import ModelArguments
 from qpr_pyserini.train.distributed import gather_with_grad, global_targets
 from qpr_pyserini.train.loss import LossOutput, QPRConfig, contrastive_qpr_loss
@@ -223,7 +223,8 @@ def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
             lora_dropout=args.lora_dropout,
             target_modules=args.lora_target_modules or lora_targets(backbone),
         )
-        encoder.backbone = get_peft_model(backbone, config)
+        with peft_quietly():
+            encoder.backbone = get_peft_model(backbone, config)
     return encoder
 
 

@@ -22,6 +22,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.index.store import DenseIndex
+from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.training_data import TrainExample
 from qpr_pyserini.model.encoder import Batch, DenseEncoder
 from qpr_pyserini.model.folders import save_sentence_transformers_folder
@@ -153,6 +154,13 @@ class QPRTrainer(Trainer):
     ) -> Tensor | tuple[Tensor, LossOutput]:
         """The global loss (every rank computes the same), times the world size to undo DDP's averaging."""
         output: LossOutput = model(**inputs)
+        if not torch.isfinite(output.loss.detach()).all():
+            raise InputError(
+                "training",
+                f"the loss became {output.loss.item()} at step {self.state.global_step + 1} (contrastive "
+                f"{output.contrastive.item()}, regularizer {output.regularizer.item()}); stopped before saving "
+                "a broken model: lower --learning-rate, or check --temperature, --qpr-weight and the data",
+            )
         if self._measure_gradients_now(model):
             self._norms.append(term_gradient_norms(model, output, self._qpr_weight(model)))
         self._terms.append(
