@@ -11,6 +11,7 @@ load drifts alike for all of them.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 5] [--batch-size 8] [--group-size 4] [--warmup 1]
     .venv/bin/python benchmarks/bench_train.py --query-side-only --steps 40   # QPR overhead, query-side
+    .venv/bin/python benchmarks/bench_train.py --teacher-passages-only --output benchmarks/results/train_teacher_passages.json
 
 Setups:
   ST MNRL                    MultipleNegativesRankingLoss(scale=1/temperature) over the columns (anchor,
@@ -19,6 +20,9 @@ Setups:
   ours full, QPR on          qpr weight 1.0, batch candidates: adds a pass over the queries without instruction
   ours query-side, QPR off   passages as fixed vectors from an index (GroupCollator(index=...)), no passage pass
   ours query-side, QPR on    the same with qpr weight 1.0
+  ours full, QPR on, teacher re-encodes   --qpr-teacher-passages reencode: the teacher scores a second passage
+                             pass (no_grad, dropout on), as the QPR reference; against "ours full, QPR on"
+                             (shared: the student's passage embeddings, detached), both with own-group candidates
 
 Both sides run a manual loop (zero_grad, loss, backward, step) over batches prepared before timing
 (sentence-transformers: SentenceTransformer.preprocess per column; ours: GroupCollator, which also looks the
@@ -31,7 +35,8 @@ Data: rows from /work/shared/data/scifact-stance/train by qpr_pyserini.train.sta
 negatives first, as in training). The "hard" negatives are random corpus documents, not mined ones: the
 throughput does not depend on how hard they are.
 
-``--query-side-only`` runs the two query-side setups alone (each step well under a second), so that many
+``--teacher-passages-only`` runs the two full-mode QPR setups with own-group candidates (the reference's),
+teacher passages shared or re-encoded, and nothing else. ``--query-side-only`` runs the two query-side setups alone (each step well under a second), so that many
 steps can measure their ratio; it skips the loss check and writes to --output like a full run.
 
 Also checked once, before training, on the first batch (dropout off): ours with QPR off and MNRL give the same
@@ -66,6 +71,7 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 
 from qpr_pyserini.index.store import DenseIndex, IndexWriter, load_index
 from qpr_pyserini.io.corpus import iter_corpus
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.topics import read_topics
 from qpr_pyserini.model.encoder import Batch, DenseEncoder
 from qpr_pyserini.train.arguments import ModelArguments
@@ -172,12 +178,13 @@ def ours_step(model: InstructionRetrieverModel, optimizer: torch.optim.Optimizer
 
 
 def ours_model(
-    query_len: int, passage_len: int, qpr_weight: float, temperature: float
+    query_len: int, passage_len: int, qpr_weight: float, temperature: float, **qpr: str
 ) -> InstructionRetrieverModel:
-    """The model `python -m qpr_pyserini.train --encoder minilm` trains, in train mode."""
+    """The model `python -m qpr_pyserini.train --encoder minilm` trains, in train mode (``qpr``: QPRConfig
+    fields)."""
     args = ModelArguments(encoder="minilm", query_max_length=query_len, passage_max_length=passage_len)
     return InstructionRetrieverModel(
-        load_trainable_encoder(args), qpr=QPRConfig(weight=qpr_weight), temperature=temperature
+        load_trainable_encoder(args), qpr=QPRConfig(weight=qpr_weight, **qpr), temperature=temperature
     )
 
 
@@ -243,6 +250,11 @@ RATIOS = (  # (name, numerator setup, denominator setup): step-time ratios
     ),
     ("query-side speed-up over full, QPR off", "ours full, QPR off", "ours query-side, QPR off"),
     ("query-side speed-up over full, QPR on", "ours full, QPR on", "ours query-side, QPR on"),
+    (
+        "teacher passage pass = step(re-encoded) / step(shared)",
+        "ours full, QPR on, teacher re-encodes",
+        "ours full, QPR on",
+    ),
 )
 
 
@@ -283,6 +295,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument(
         "--query-side-only", action="store_true", help="only the two query-side setups (no loss check)"
+    )
+    parser.add_argument(
+        "--teacher-passages-only",
+        action="store_true",
+        help="only full mode with QPR on (own group), teacher passages shared vs re-encoded",
     )
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.group_size < 2:
@@ -344,6 +361,24 @@ def main() -> int:
     ]
     if args.query_side_only:
         setups, prepare = setups[3:], prepare[3:]
+    if args.teacher_passages_only:
+        shared, reencode = (
+            ours_model(qlen, plen, 1.0, args.temperature, candidates="group", teacher_passages=choice)
+            for choice in ("shared", "reencode")
+        )
+        setups = [
+            Setup(
+                "ours full, QPR on",
+                "qpr weight 1.0, candidates group, teacher passages shared",
+                partial(ours_step, shared, adamw(shared)),
+            ),
+            Setup(
+                "ours full, QPR on, teacher re-encodes",
+                "the same with teacher passages reencode",
+                partial(ours_step, reencode, adamw(reencode)),
+            ),
+        ]
+        prepare = [GroupCollator(encoder.text, originals=True)] * 2
     for setup, prep in zip(setups, prepare, strict=True):
         for groups in batches:
             seconds, batch = timed(prep, groups)
@@ -351,7 +386,7 @@ def main() -> int:
             setup.batches.append(batch)
 
     loss_check = None
-    if not args.query_side_only:
+    if not (args.query_side_only or args.teacher_passages_only):
         loss_check = check_loss(st, mnrl, setups[0].batches[0], full_off, setups[1].batches[0])
 
     for i in range(total_steps):
@@ -409,6 +444,7 @@ def main() -> int:
         print(f"  {r['setup']}: {r['how']}")
 
     result = {
+        "provenance": provenance(ROOT),
         "config": {
             "steps": args.steps,
             "warmup": args.warmup,
@@ -423,6 +459,7 @@ def main() -> int:
             "malloc_environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
             "optimizer": "torch.optim.AdamW(fused=True), the Trainers' default adamw_torch_fused",
             "query_side_only": args.query_side_only,
+            "teacher_passages_only": args.teacher_passages_only,
             "data": str(args.data),
             "negatives": f"GroupSampler: up to 3 instruction negatives, then random corpus documents "
             f"({RANDOM_NEGATIVES} per claim) standing in for mined hard negatives",

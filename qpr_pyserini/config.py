@@ -26,7 +26,19 @@ CONFIG_FILE = "qpr_encoder.json"
 
 # Fields that change the vectors of already-indexed passages: an index and a query encoder that disagree on
 # any of them do not belong together. Query-only settings (template, query prefix/length) may differ.
-PASSAGE_SIDE_FIELDS = ("model", "lora", "gguf_file", "pooling", "normalize", "passage_prefix", "append_eos")
+PASSAGE_SIDE_FIELDS = (
+    "model",
+    "lora",
+    "gguf_file",
+    "pooling",
+    "normalize",
+    "passage_prefix",
+    "passage_format",
+    "append_eos",
+)
+# "joined": prefix + title + title_separator + text (the text alone without a title); "tevatron":
+# f"{prefix} {title.strip()} {text.strip()}".strip(), as Tevatron's format_passage (the QPR reference's).
+PASSAGE_FORMATS = ("joined", "tevatron")
 
 
 @dataclass
@@ -50,6 +62,7 @@ class EncoderConfig:
     template: str = "concat"
     """Instruction template name or format string (see qpr_pyserini.templates)."""
     title_separator: str = " "
+    passage_format: str = "joined"
     query_max_length: int = 256
     passage_max_length: int = 256
     append_eos: bool = False
@@ -126,6 +139,8 @@ def _value_problem(name: str, value: Any, values: dict[str, Any]) -> str | None:
         return f"{value!r}: choose one of {POOLINGS}"
     if name == "dtype" and value not in DTYPES:
         return f"{value!r}: choose one of {DTYPES}"
+    if name == "passage_format" and value not in PASSAGE_FORMATS:
+        return f"{value!r}: choose one of {PASSAGE_FORMATS}"
     if name == "padding_side" and value not in ("left", "right"):
         return f"{value!r}: choose 'left' or 'right'"
     if name in ("query_max_length", "passage_max_length") and value < 2:

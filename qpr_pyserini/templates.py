@@ -75,12 +75,16 @@ class InstructionTemplate:
         """True when the query comes before the instruction (in a causal model it never sees it)."""
         return self.pattern.index("{query}") < self.pattern.index("{instruction}")
 
-    def format(self, query: str, instruction: str | None = None) -> FormattedQuery:
-        """Format ``query`` (and ``instruction`` when it is non-empty) into one text with the query's span."""
+    def format(self, query: str, instruction: str | None = None, raw: bool = False) -> FormattedQuery:
+        """Format ``query`` (and ``instruction`` when it is non-empty) into one text with the query's span.
+
+        ``raw`` keeps the instruction as given, unstripped and even blank (the QPR reference's training text
+        ``f"{plain} {instruction}"`` for a row flagged ``has_instruction``); only None means no instruction.
+        """
         query = query.strip()
         mark = "" if query.endswith(END_PUNCTUATION) else "?"
         start = len(self.prefix)
-        if not instruction or not instruction.strip():
+        if instruction is None or (not raw and not instruction.strip()):
             text = self.prefix + query + (mark if self.mark_follows_query else "")
             return FormattedQuery(text, start, start + len(query), len(text))
         parts: list[str] = [self.prefix]
@@ -92,7 +96,7 @@ class InstructionTemplate:
                 parts.append(query)
                 end = marked_end = start + len(query)
             elif field == "instruction":
-                parts.append(instruction.strip())
+                parts.append(instruction if raw else instruction.strip())
             elif field == "?":
                 parts.append(mark)
                 if self.mark_follows_query:

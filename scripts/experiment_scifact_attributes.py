@@ -1,4 +1,4 @@
-"""SciFact-attributes experiment: does QPR help all-MiniLM-L6-v2 where instructions change relevance?
+"""SciFact-attributes experiment: does QPR help where instructions change relevance (MiniLM, smollm2-135m)?
 
 all-MiniLM-L6-v2 fine-tuned on the instruction set built from SciFact (docs/instruction-data.md: topic
 queries, study-design instructions such as "only animal studies" / "exclude animal studies"), five arms:
@@ -8,6 +8,8 @@ queries, study-design instructions such as "only animal studies" / "exclude anim
   qpr-reference  promptriever + the regularizer with the loss choices of ``--qpr-preset reference``
   qpr-dev        qpr-reference with the weight and temperature that the dev split prefers (GRID, one seed)
   qpr-null       a control: qpr-reference at weight 1e-6 (the same computation, next to no gradient)
+  qpr-acting     qpr-reference at the QPR temperature (weight 1) that the dev split prefers among ACTING_GRID,
+                 temperatures at which the term carries a real share of the gradient (logged qpr_grad_share)
 Every trained arm uses the same text (the minilm preset's ``"{query} {instruction}"``) and the same
 negatives, so the QPR arms differ from the recipe in the loss alone. Each model is scored on the set's test
 split (p-MRR og vs changed, nDCG@10 under og, on-topic documents in the top 10), on SciFact test (nDCG@10) and
@@ -17,6 +19,16 @@ on SciFact-stance test (p-MRR). Every step is cached under --work, so re-running
     .venv/bin/python scripts/experiment_scifact_attributes.py --mode full --seeds 1 --passage-max-length 64
     .venv/bin/python scripts/experiment_scifact_attributes.py --summarize docs/results/scifact-attributes
 
+The causal decoder (``--encoder smollm2-135m``, query-side mode, the query before the instruction in every arm:
+Promptriever's ``"query:  {q}{?} {i}"``, InfoNCE temperature 0.01 as the authors): against a smollm2 index of
+SciFact with passages cut to 128 tokens (built once, ``--index``), arms untrained, promptriever,
+qpr-reference, qpr-null and qpr-acting:
+
+    .venv/bin/python scripts/experiment_scifact_attributes.py --encoder smollm2-135m --seeds 1 2 3 \
+        --arms promptriever qpr-reference qpr-null qpr-acting
+    .venv/bin/python scripts/experiment_scifact_attributes.py --encoder smollm2-135m --summarize \
+        docs/results/scifact-attributes-smollm2
+
 Query-side mode trains only the query encoder against the fixed MiniLM index; full mode trains the shared
 encoder and re-indexes the corpus with each trained model (passages cut to --passage-max-length in training
 and in the index).
@@ -25,6 +37,7 @@ and in the index).
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import json
 import statistics
@@ -36,6 +49,7 @@ from experiment_scifact_stance import ensure_index, score, scored
 
 from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr
 from qpr_pyserini.index.store import DenseIndex, load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
@@ -44,14 +58,34 @@ from qpr_pyserini.presets import resolve_encoder
 from qpr_pyserini.search.searcher import search_topics
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINED_ARMS = ("plain", "promptriever", "qpr-reference", "qpr-dev", "qpr-null")
+TRAINED_ARMS = ("plain", "promptriever", "qpr-reference", "qpr-dev", "qpr-null", "qpr-acting")
 # Promptriever's recipe: the first n instruction negatives of each row in stored order (n = 3, our default).
 RECIPE = ["--negatives-order", "promptriever", "--instruction-negatives", "3"]
 # The reference's loss choices on MiniLM's own text: the preset would also switch to Promptriever's
 # "query:  {q}{?} {i}" text, which the index, the recipe arm and MiniLM's training never saw.
 REFERENCE_LOSS = ["--qpr-preset", "reference", "--template", "concat", "--query-prefix", ""]
 GRID = [(weight, temperature) for weight in (1.0, 10.0) for temperature in (0.05, 1.0)]
+ACTING_GRID = [(1.0, temperature) for temperature in (0.05, 0.1)]  # qpr-acting: weight 1, a sharper softmax
 SAME_AS_ARM = {"promptriever": "promptriever", "w1-t1": "qpr-reference"}  # the preset's weight 1, raw cosines
+# Per backbone: the query text every arm uses, the passage length of the fixed index, the training settings.
+BACKBONES = {
+    "minilm": {
+        "text": [],
+        "train": [],
+        "index": "out/indexes/scifact-minilm",
+        "passages": None,
+        "temperature": 0.05,
+        "lr": 5e-5,
+    },
+    "smollm2-135m": {  # LoRA as the authors (r 16, alpha 64): adapters of a few MB per arm, lr 1e-4
+        "text": ["--template", "promptriever", "--query-prefix", "query:  "],
+        "train": ["--lora", "true", "--lora-r", "16"],
+        "index": "out/indexes/scifact-smollm2-135m-p128",
+        "passages": 128,
+        "temperature": 0.01,
+        "lr": 1e-4,
+    },
+}
 COLUMNS = {
     "p-MRR": "p-MRR",
     "p-MRR only": "p-MRR, only X",
@@ -75,32 +109,45 @@ def plain_rows(train: Path, out: Path) -> Path:
     return out
 
 
-def arm_options(arm: str, choice: tuple[float, float] | None) -> list[str]:
-    """The options that make an arm, on top of the shared training settings."""
+def arm_options(arm: str, choice: tuple[float, float] | None, backbone: str = "minilm") -> list[str]:
+    """The options that make an arm, on top of the shared training settings (and the backbone's text)."""
+    text = BACKBONES[backbone]["text"]
+    reference = REFERENCE_LOSS if not text else ["--qpr-preset", "reference", *text]
     if arm in ("plain", "promptriever"):
-        return RECIPE
+        return RECIPE + text
     if arm == "qpr-reference":
-        return RECIPE + REFERENCE_LOSS
+        return RECIPE + reference
     if arm == "qpr-null":  # a control: the regularizer's extra passes (and dropout draws), not its gradient
-        return RECIPE + REFERENCE_LOSS + ["--qpr-weight", "1e-6"]
-    assert choice is not None, "qpr-dev needs the dev split's choice"
+        return RECIPE + reference + ["--qpr-weight", "1e-6"]
+    assert choice is not None, f"{arm} needs the dev split's choice"
     weight, temperature = choice
-    return RECIPE + REFERENCE_LOSS + ["--qpr-weight", str(weight), "--qpr-temperature", str(temperature)]
+    return RECIPE + reference + ["--qpr-weight", str(weight), "--qpr-temperature", str(temperature)]
+
+
+def logged_strength(log: Path) -> list[dict[str, float]]:
+    """The loss terms, gradient norm and the regularizer's strength at each logging step of a train.log."""
+    keys = ("contrastive", "regularizer", "grad_norm", "qpr_cross_entropy", "qpr_uniform", "qpr_grad_share")
+    steps = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if line.startswith("{'loss'"):
+            entry = ast.literal_eval(line)
+            steps.append({k: float(entry[k]) for k in keys if k in entry})
+    return steps
 
 
 def train(rows: Path, out: Path, seed: int, mode: str, options: list[str], args: argparse.Namespace) -> Path:
     """Fine-tune MiniLM once (skipped when ``out`` already holds a trained encoder)."""
     if (out / "qpr_encoder.json").is_file():
         return out
-    command = [sys.executable, "-m", "qpr_pyserini.train", "--encoder", "minilm"]
+    command = [sys.executable, "-m", "qpr_pyserini.train", "--encoder", args.encoder]
     command += ["--train-data", str(rows), "--output-dir", str(out), "--mode", mode]
     command += ["--seed", str(seed), "--data-seed", str(seed), "--group-size", str(args.group_size)]
     command += ["--per-device-train-batch-size", str(args.batch_size), "--learning-rate", str(args.lr)]
     command += ["--num-train-epochs", str(args.epochs), "--warmup-steps", "0.1"]
     command += ["--temperature", str(args.temperature), "--save-strategy", "no", "--logging-steps", "10"]
-    command += ["--report-to", "none", "--disable-tqdm", "true", *options]
+    command += ["--report-to", "none", "--disable-tqdm", "true", *BACKBONES[args.encoder]["train"], *options]
     if mode == "query-side":
-        command += ["--index", str(args.index)]
+        command += ["--index", str(args.index), "--qpr-log-gradients", "true"]
     else:
         command += ["--passage-max-length", str(args.passage_max_length)]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,16 +207,21 @@ def dev_objective(scores: dict[str, float]) -> float:
     return scores["p-MRR"] + scores["nDCG@10 og"]
 
 
-def choose_on_dev(args: argparse.Namespace, rows: Path, base: DenseIndex) -> tuple[tuple[float, float], list]:
-    """Train the GRID in query-side mode (seed --dev-seed) and pick the best (weight, temperature) on dev."""
+def choose_on_dev(
+    args: argparse.Namespace, rows: Path, base: DenseIndex, candidates: list[tuple[float, float]] = GRID
+) -> tuple[tuple[float, float], list]:
+    """Train the candidates in query-side mode (seed --dev-seed) and pick the best (weight, temperature) on
+    dev; each grid entry also records the logged qpr_grad_share (mean over logging steps)."""
     grid = []
-    for weight, temperature in [(0.0, None), *GRID]:
+    for weight, temperature in [(0.0, None), *candidates]:
         name = "promptriever" if weight == 0 else f"w{weight:g}-t{temperature:g}"
         folder = args.work / "dev-grid" / f"{name}-seed{args.dev_seed}"
         model = folder / "model"
         if name in SAME_AS_ARM:  # the same training as a query-side arm's: share the model
             model = args.work / "query-side" / f"{SAME_AS_ARM[name]}-seed{args.dev_seed}" / "model"
-        options = RECIPE if weight == 0 else arm_options("qpr-dev", (weight, temperature))
+        options = arm_options(
+            "promptriever" if weight == 0 else "qpr-dev", (weight, temperature), args.encoder
+        )
         model = train(rows, model, args.dev_seed, "query-side", options, args)
 
         def compute(model: Path = model, folder: Path = folder) -> dict[str, float]:
@@ -178,6 +230,11 @@ def choose_on_dev(args: argparse.Namespace, rows: Path, base: DenseIndex) -> tup
 
         grid.append({"weight": weight, "temperature": temperature, "seed": args.dev_seed})
         grid[-1].update(scored(folder, compute))
+        shares = [
+            s["qpr_grad_share"] for s in logged_strength(model.parent / "train.log") if "qpr_grad_share" in s
+        ]
+        if shares:
+            grid[-1]["qpr_grad_share_mean"] = statistics.fmean(shares)
     best = max((g for g in grid if g["weight"] > 0), key=dev_objective)
     return (best["weight"], best["temperature"]), grid
 
@@ -188,7 +245,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     base = load_index(args.index)
     rows = {"plain": plain_rows(args.instruction_data / "train.jsonl.gz", args.work / "rows-plain.jsonl")}
     all_rows = args.instruction_data / "train.jsonl.gz"
-    untrained = DenseEncoder.load(resolve_encoder("minilm"))
+    untrained = DenseEncoder.load(resolve_encoder(args.encoder, **text_overrides(args.encoder)))
     result: dict = {"arms": {}}
     folder = args.work / "untrained"
     test = args.instruction_data / "test"
@@ -204,15 +261,18 @@ def run_mode(args: argparse.Namespace) -> dict:
         result["arms"][f"untrained (passages {args.passage_max_length} tokens)"] = [
             {**scored(short, untrained_short), **pmrr_by_polarity(test, short)}
         ]
-    choice = None
+    choice = {}
     if "qpr-dev" in args.arms:
-        choice, result["dev_grid"] = choose_on_dev(args, all_rows, base)
-        result["dev_choice"] = {"weight": choice[0], "temperature": choice[1]}
+        choice["qpr-dev"], result["dev_grid"] = choose_on_dev(args, all_rows, base)
+        result["dev_choice"] = dict(zip(("weight", "temperature"), choice["qpr-dev"], strict=True))
+    if "qpr-acting" in args.arms:
+        choice["qpr-acting"], result["acting_grid"] = choose_on_dev(args, all_rows, base, ACTING_GRID)
+        result["acting_choice"] = dict(zip(("weight", "temperature"), choice["qpr-acting"], strict=True))
     for arm in args.arms:
         result["arms"][arm] = []
         for seed in args.seeds:
             folder = args.work / args.mode / f"{arm}-seed{seed}"
-            options = arm_options(arm, choice)
+            options = arm_options(arm, choice.get(arm), args.encoder)
             model = train(rows.get(arm, all_rows), folder / "model", seed, args.mode, options, args)
 
             def compute(model: Path = model, folder: Path = folder) -> dict[str, float]:
@@ -223,8 +283,17 @@ def run_mode(args: argparse.Namespace) -> dict:
                 return score_model(args, encoder, index, folder)
 
             scores = {"seed": seed, **scored(folder, compute), **pmrr_by_polarity(test, folder)}
+            strength = logged_strength(folder / "train.log")
+            if strength:
+                scores["logged"] = strength
             result["arms"][arm].append(scores)
     return result
+
+
+def text_overrides(backbone: str) -> dict[str, str]:
+    """The backbone's query-text options as resolve_encoder overrides (the untrained arm's text)."""
+    text = BACKBONES[backbone]["text"]
+    return {text[i].removeprefix("--").replace("-", "_"): text[i + 1] for i in range(0, len(text), 2)}
 
 
 def summary_table(arms: dict[str, list[dict[str, float]]]) -> str:
@@ -291,22 +360,36 @@ def summarize(work: Path, stem: Path) -> None:
             results[mode] = json.loads(path.read_text())
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, stem.with_suffix(".png"))
+    strength = {
+        arm: [
+            (r["seed"], [round(step["qpr_grad_share"], 4) for step in r["logged"]])
+            for r in runs
+            if "logged" in r
+        ]
+        for result in results.values()
+        for arm, runs in result["arms"].items()
+    }
     for mode, result in results.items():
         print(f"\n{mode}\n" + summary_table(result["arms"]) + "\n\n" + paired_table(result["arms"]))
         if "qpr-null" in result["arms"]:
             print("\n" + paired_table(result["arms"], "qpr-null"))
-        if "dev_grid" in result:
-            print("dev grid:")
-            for row in result["dev_grid"]:
-                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        for grid in ("dev_grid", "acting_grid"):
+            for row in result.get(grid, []):
+                print(grid, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    for arm, runs in strength.items():
+        if any(shares for _, shares in runs):
+            print(f"logged qpr_grad_share, {arm}: {runs}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--instruction-data", type=Path, default=Path("out/instruction-data"))
-    parser.add_argument("--index", type=Path, default=Path("out/indexes/scifact-minilm"))
-    parser.add_argument("--work", type=Path, default=Path("out/experiment-scifact-attributes"))
+    parser.add_argument("--encoder", choices=sorted(BACKBONES), default="minilm")
+    parser.add_argument(
+        "--index", type=Path, help="the fixed index (default per --encoder, built if missing)"
+    )
+    parser.add_argument("--work", type=Path, help="default out/experiment-scifact-attributes[-<encoder>]")
     parser.add_argument("--mode", choices=["query-side", "full"], default="query-side")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--arms", nargs="+", choices=TRAINED_ARMS, default=list(TRAINED_ARMS))
@@ -314,15 +397,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--temperature", type=float, default=0.05, help="MiniLM's own scale 20 = 1/0.05")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate (default: MiniLM 5e-5, smollm2 1e-4)")
+    parser.add_argument("--temperature", type=float, help="InfoNCE (default: MiniLM's 0.05, smollm2's 0.01)")
     parser.add_argument("--passage-max-length", type=int, default=64, help="full mode: passage tokens")
     parser.add_argument("--summarize", type=Path, metavar="STEM", help="write STEM.json and STEM.png, print")
     args = parser.parse_args(argv)
+    backbone = BACKBONES[args.encoder]
+    suffix = "" if args.encoder == "minilm" else f"-{args.encoder}"
+    args.work = args.work or Path(f"out/experiment-scifact-attributes{suffix}")
+    args.index = args.index or Path(backbone["index"])
+    args.temperature = args.temperature or backbone["temperature"]
+    args.lr = args.lr or backbone["lr"]
     if args.summarize:
         summarize(args.work, args.summarize)
         return 0
-    result = run_mode(args)
+    if backbone["passages"] is not None:  # the decoder's fixed index, built once
+        ensure_index(args.data / "scifact" / "corpus.jsonl", args.index, args.encoder, backbone["passages"])
+    result = {
+        "provenance": provenance(ROOT, [Path(__file__).name, *(argv or sys.argv[1:])]),
+        **run_mode(args),
+    }
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / f"results-{args.mode}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(summary_table(result["arms"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import faiss
@@ -175,7 +176,7 @@ def test_convert_cli_and_its_errors(
         "error: --factory: cannot train 'IVF64,PQ8' on 40 vectors"
     )
     assert error("convert", "--index", str(flat), *other, "ivfpq", "--ef-search", "9") == (
-        "error: --ef-search: applies to HNSW indexes; --factory IVF1,PQ8x5np is an IndexIVFPQ index"
+        "error: --ef-search: applies to HNSW indexes; --type ivfpq (IVF1,PQ8x5np) is an IndexIVFPQ index"
     )
     assert error("convert", "--index", str(tmp_path / "absent"), *other, "hnsw").startswith(
         f"error: {tmp_path / 'absent'}: not a Pyserini FAISS index folder"
@@ -183,6 +184,64 @@ def test_convert_cli_and_its_errors(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing partial left behind
     with pytest.raises(InputError, match="^--type: "):
         convert_index(flat, tmp_path / "y", "pq")
+
+
+@pytest.mark.parametrize(
+    ("kind", "factory", "builds"),
+    [
+        ("hnsw", "IVF2,Flat", "an IndexIVFFlat index"),
+        ("ivfpq", "Flat", "an IndexFlat index"),
+        ("ivfpq", "HNSW8", "an IndexHNSWFlat index"),
+    ],
+)
+def test_convert_refuses_a_factory_of_another_type(
+    flat: Path, tmp_path: Path, kind: str, factory: str, builds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The record's ``ann.type`` is what search and users go by: it must be the index's."""
+    argv = [
+        "convert",
+        "--index",
+        str(flat),
+        "--output",
+        str(tmp_path / "out"),
+        "--type",
+        kind,
+        "--factory",
+        factory,
+    ]
+    assert index_cli.main(argv) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --factory: {factory!r} builds {builds}, not a --type {kind} index{' (that is --type hnsw)' if kind == 'ivfpq' and factory.startswith('HNSW') else ''}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ivfpq_on_a_tiny_index_blames_the_type_not_an_unasked_factory(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with IndexWriter(tmp_path / "one", 8, None) as writer:
+        writer.add(["a"], np.ones((1, 8), dtype=np.float32))
+    argv = ["convert", "--index", str(tmp_path / "one"), "--output", str(tmp_path / "out"), "--type", "ivfpq"]
+    assert index_cli.main(argv) == 2
+    (line,) = capfd.readouterr().err.splitlines()
+    assert (
+        line.startswith("error: --type: cannot train 'IVF1,PQ2x1np' on 1 vectors") and "--type hnsw" in line
+    )
+    assert "Clustering.cpp" not in line and "--factory" in line.split(";")[-1]
+
+
+def test_training_on_few_points_prints_faiss_note_once(
+    flat: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING):
+        convert_index(flat, tmp_path / "out", "ivfpq", factory="IVF1,PQ8x4")
+    assert "training points" not in capfd.readouterr().err  # faiss's own lines, one per sub-quantizer
+    (note,) = [r.getMessage() for r in caplog.records if "training points" in r.getMessage()]
+    assert note.startswith("faiss: WARNING clustering 40 points to 16 centroids") and note.endswith(
+        "(8 times)"
+    )
 
 
 def test_convert_refuses_an_empty_index(tmp_path: Path, tiny_encoder: EncoderConfig) -> None:

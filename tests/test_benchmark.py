@@ -19,6 +19,7 @@ from benchmark_fixtures import (
     write_followir,
     write_instructir,
     write_mteb_followir,
+    write_qrels_tsv,
     write_tables,
 )
 
@@ -200,6 +201,24 @@ def test_cli_writes_runs_scores_mteb_results_and_plot(
     ]
 
 
+def test_followir_pmrr_over_fewer_queries_warns_and_says_so(
+    tmp_path: Path, tiny_encoder: EncoderConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """qrels_changed without some queries: p-MRR used to be over the rest with no word, the header saying all."""
+    data = write_followir(tmp_path / "toy", "tsv")
+    write_qrels_tsv(data / "qrels_changed.tsv", [row for row in QRELS_CHANGED if row[0] != "q2"])
+    record = benchmark.run_benchmark(
+        "followir", data, tmp_path / "out", encoder=tiny_encoder.model, progress=False
+    )
+    assert "1 queries are judged in only one of the two qrels and were skipped (first: q2)" in caplog.text
+    assert record["pmrr_queries"] == 1 and record["queries"] == 2
+    assert (
+        benchmark.format_scores(record)
+        .splitlines()[0]
+        .endswith("(2 queries, rerank top_ranked; p-MRR over 1 of them)")
+    )
+
+
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--suite", "beir", "--data", str(tmp_path / "absent"), "--output", str(tmp_path / "out")]
     assert benchmark_cli.main(argv) == 2
@@ -214,6 +233,102 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     )
     assert "error: --hits: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "o" / "index").exists()  # refused before encoding
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("plot-folder", "{plot_dir}: is a folder; expected a file path (--plot)"),
+        ("plot-unwritable", "{unwritable}: cannot be written: {blocker} is not a folder (--plot)"),
+        ("compare-missing", "{absent}: No such file or directory"),
+        ("compare-not-scores", "{not_scores}: not a benchmark scores.json (no 'suite'"),
+        ("compare-without-plot", "--compare: adds other models to --plot; give --plot too"),
+        ("model-name", "--model-name: must be org/name as on the hub, got 'no slash'"),
+        ("instructir-ids", "{ids}: query id 'a1' is not of the form <base>_<n>"),
+    ],
+)
+def test_options_are_checked_before_any_work(
+    tmp_path: Path, tiny_encoder: EncoderConfig, capsys: pytest.CaptureFixture[str], case: str, message: str
+) -> None:
+    """These were checked only after encoding and searching, leaving index/, runs/ and scores.json behind."""
+    names = {
+        "plot_dir": tmp_path / "plots",
+        "blocker": tmp_path / "file",
+        "unwritable": tmp_path / "file" / "p.png",
+        "absent": tmp_path / "absent.json",
+        "not_scores": tmp_path / "foo.json",
+        "ids": tmp_path / "ids",
+    }
+    names["plot_dir"].mkdir()
+    names["blocker"].write_text("")
+    names["not_scores"].write_text('{"foo": 1}')
+    data = write_followir(tmp_path / "toy", "tsv")
+    suite = "followir"
+    extra = {
+        "plot-folder": ["--plot", str(names["plot_dir"])],
+        "plot-unwritable": ["--plot", str(names["unwritable"])],
+        "compare-missing": ["--plot", str(tmp_path / "p.png"), "--compare", str(names["absent"])],
+        "compare-not-scores": ["--plot", str(tmp_path / "p.png"), "--compare", str(names["not_scores"])],
+        "compare-without-plot": ["--compare", str(names["not_scores"])],
+        "model-name": ["--mteb-results", str(tmp_path / "mt"), "--model-name", "no slash"],
+        "instructir-ids": [],
+    }[case]
+    if case == "instructir-ids":
+        suite = "instructir"
+        data = write_tables(
+            names["ids"],
+            {
+                "corpus": CORPUS,
+                "queries": [{**q, "_id": q["_id"].replace("_", "")} for q in INSTRUCTIR_QUERIES],
+                "qrels": [
+                    {"query-id": q.replace("_", ""), "corpus-id": d, "score": s}
+                    for q, d, s in INSTRUCTIR_QRELS
+                ],
+            },
+            "jsonl",
+        )
+    out = tmp_path / "out"
+    argv = [
+        "--suite",
+        suite,
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--encoder",
+        tiny_encoder.model,
+        "--quiet",
+    ]
+    assert benchmark_cli.main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: " + message.format(**names)), err
+    assert not (out / "index").exists() and not (out / "runs").exists() and not (out / "scores.json").exists()
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def test_a_late_failure_leaves_no_runs_or_scores(
+    tmp_path: Path, tiny_encoder: EncoderConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*_: object) -> None:
+        raise InputError("runs", "no query with a changed judgement has results in both runs")
+
+    monkeypatch.setattr(benchmark, "pmrr", fails)
+    data = write_followir(tmp_path / "toy", "tsv")
+    with pytest.raises(InputError):
+        benchmark.run_benchmark(
+            "followir", data, tmp_path / "out", encoder=tiny_encoder.model, progress=False
+        )
+    assert not list((tmp_path / "out" / "runs").iterdir()) and not (tmp_path / "out" / "scores.json").exists()
+
+
+def test_a_file_output_that_is_a_folder_names_the_folder(tmp_path: Path) -> None:
+    from qpr_pyserini.io.runs import atomic_output
+
+    (tmp_path / "x").mkdir()
+    with pytest.raises(InputError, match=f"^{tmp_path / 'x'}: is a folder; expected a file path$"):
+        with atomic_output(tmp_path / "x") as tmp:
+            tmp.write_text("never")
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
 
 
 def test_hub_ids_load_each_config_with_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

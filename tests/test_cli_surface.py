@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -87,3 +90,29 @@ def test_docs_spell_our_options_with_dashes() -> None:
     for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         found = set(re.findall(r"--[a-z]+(?:_[a-z0-9]+)+", path.read_text())) - quoted_from_elsewhere
         assert not found, f"{path.name}: {sorted(found)}"
+
+
+# The tools that start without torch (quick to start); compat's package import hook used to make runpy warn.
+QUICK_TOOLS = ["compat", "eval", "index", "instructdata", "instructdata.audit", "mteb_export"]
+
+
+def test_tools_run_as_programs_without_warnings() -> None:
+    """``python -m qpr_pyserini.<tool> --help`` as users run it prints no warning (runpy's RuntimeWarning about
+    a module found in sys.modules first, a deprecation, ...): stderr stays empty."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", f"qpr_pyserini.{name}", "--help"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in QUICK_TOOLS
+    }
+    for name, process in running.items():
+        _, err = process.communicate(timeout=300)
+        assert (process.returncode, err) == (0, ""), name

@@ -306,3 +306,16 @@ def test_mine_takes_top_k_minus_positives(built: Path, tiny_corpus: Path, tmp_pa
     top = [index.docids[i] for i in np.argsort(-scores, kind="stable")[:5] if index.docids[i] != "d0"][:3]
     assert [p.docid for p in example.negatives] == top
     assert all(p.text for p in example.negatives)
+
+
+def test_mine_checks_its_output_before_any_work(
+    built: Path, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(*_: object, **__: object) -> None:
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(DenseEncoder, "load", no_model)
+    (tmp_path / "out").mkdir()
+    argv = ["--train-data", str(tmp_path / "t.jsonl"), "--index", str(built), "--corpus", str(tiny_corpus)]
+    assert mine_cli.main([*argv, "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'out'}: is a folder; expected a file path (--output)\n"

@@ -178,3 +178,33 @@ def test_module_entry_point_help() -> None:
     )
     for word in ("--pmrr", "--robustness", "--missing", "--json", "x100", "MAP@k"):
         assert word in result.stdout
+
+
+def test_pmrr_warnings_are_plain_lines_and_errors_name_the_file_at_fault(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    """Run as users run it: a skipped query is one warning line (no Python warning with a source echo), and
+    qrels_changed ids that match no original query blame that file, not the runs."""
+
+    def run(**changed: str) -> subprocess.CompletedProcess[str]:
+        paths = {
+            name: files[name] for name in ("qrels_og", "qrels_changed", "run_og", "run_changed")
+        } | changed
+        argv = [f"--{name.replace('_', '-')}={path}" for name, path in paths.items()]
+        command = [sys.executable, "-W", "default", "-m", "qpr_pyserini.eval", "--pmrr", *argv]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    partial = _write_run(tmp_path / "partial.trec", {k: v for k, v in RUN_CHANGED.items() if k != "q2"})
+    done = run(run_changed=partial)
+    assert done.returncode == 0 and "p-MRR" in done.stdout
+    assert (
+        done.stderr
+        == "p-MRR: 1 queries with changed judgements are missing from a run and were skipped (first: q2)\n"
+    )
+    renamed = {f"x{qid}": docs for qid, docs in QRELS_CHANGED.items()}
+    other = _write_qrels(tmp_path / "other.qrels", renamed)
+    failed = run(qrels_changed=other)
+    assert failed.returncode == 2 and failed.stderr == (
+        f"error: {other}: has no query id in common with the original qrels (its first: 'xq1'; the original's "
+        "first: 'q1')\n"
+    )

@@ -185,8 +185,11 @@ def test_merge_edge_cases(tmp_path: Path) -> None:
     b = write_index(tmp_path / "b", ["b1"], corpus="c.jsonl", shard={"id": 1, "num": 2})
     with pytest.raises(InputError, match="^--shards: "):
         merge_indexes([], tmp_path / "m")
-    with pytest.raises(InputError, match=rf"^{b}: duplicate doc id 'b1'"):
+    with pytest.raises(InputError, match=rf"^{b}: is shard 1 of 2, as {b} is \(given twice\)"):
         merge_indexes([a, b, b], tmp_path / "m")
+    copy = write_index(tmp_path / "copy", ["b1"])
+    with pytest.raises(InputError, match=rf"^{copy}: duplicate doc id 'b1'"):
+        merge_indexes([write_index(tmp_path / "plain", ["b1"]), copy], tmp_path / "m")
     wide = tmp_path / "wide"
     with IndexWriter(wide, DIM + 1, CONFIG) as writer:
         writer.add(["w"], np.ones((1, DIM + 1), dtype=np.float32))
@@ -195,9 +198,12 @@ def test_merge_edge_cases(tmp_path: Path) -> None:
     foreign = write_index(tmp_path / "foreign", ["f"])
     (foreign / INDEX_RECORD).unlink()
     cls = write_index(tmp_path / "cls", ["c"], encoder=replace(CONFIG, pooling="cls"))
-    for other in (foreign, cls):
-        with pytest.raises(InputError, match=rf"^{other}: was encoded with a different encoder"):
-            merge_indexes([a, b, other], tmp_path / "m")
+    with pytest.raises(
+        InputError, match=rf"^{foreign}: {foreign} has no qpr_index.json \(its encoder is unknown\)"
+    ):
+        merge_indexes([a, b, foreign], tmp_path / "m")
+    with pytest.raises(InputError, match=rf"^{cls}: was encoded with a different encoder"):
+        merge_indexes([a, b, cls], tmp_path / "m")
     assert not (tmp_path / "m").exists()
     # shards are concatenated in the order given
     merged = load_index(merge_indexes([b, a], tmp_path / "m"))
@@ -207,6 +213,27 @@ def test_merge_edge_cases(tmp_path: Path) -> None:
     assert "shard" not in merged.record
     # an output that is one of the shards can be replaced by the merge
     assert load_index(merge_indexes([a, b], a, overwrite=True)).docids == ["a1", "a2", "b1"]
+
+
+def test_merge_refuses_a_missing_shard_unless_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_index(tmp_path / "a", ["a1"], shard={"id": 0, "num": 2})
+    assert index_cli.main(["merge", "--shards", str(a), "--index", str(tmp_path / "m")]) == 2
+    assert "shard 1 of 2 is missing" in one_line_error(capsys) and not (tmp_path / "m").exists()
+    argv = ["merge", "--shards", str(a), "--index", str(tmp_path / "m"), "--allow-partial"]
+    assert index_cli.main(argv) == 0
+    assert load_index(tmp_path / "m").record["partial"] == {"shards": [0], "num": 2}
+    mixed = write_index(tmp_path / "mixed", ["x1"], shard={"id": 1, "num": 3})
+    with pytest.raises(InputError, match="not shards of one split"):
+        merge_indexes([a, mixed], tmp_path / "m2", allow_partial=True)
+
+
+def test_a_malformed_shard_field_names_the_record(tmp_path: Path) -> None:
+    for bad in ({"id": 2, "num": 2}, {"id": "0"}, [0, 2]):
+        index = write_index(tmp_path / f"i{len(str(bad))}", ["a"], shard=bad)
+        with pytest.raises(InputError, match=rf"^{index}/qpr_index.json: field 'shard' must be"):
+            load_index(index)
 
 
 def test_merge_of_empty_indexes_is_an_error(tmp_path: Path) -> None:

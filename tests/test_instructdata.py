@@ -180,6 +180,26 @@ def test_existing_output_is_refused_and_left_alone(scifact: Path, tmp_path: Path
     assert not (out / "keep.txt").exists() and (out / "test" / "queries.jsonl").is_file()
 
 
+@pytest.mark.parametrize("topics", [0, 1, 3])
+def test_too_little_data_is_an_input_error_saying_what_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], topics: int
+) -> None:
+    """A small but valid BEIR folder used to fail with "min() iterable argument is empty"."""
+    rows = [
+        {"_id": f"{t}-{j}", "title": f"{word} in clinical practice", "text": list(SENTENCES.values())[j % 6]}
+        for t, word in enumerate(TOPICS[:topics])
+        for j in range(12)
+    ] or [{"_id": "only", "title": "One title", "text": "One text."}]
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["--scifact", str(tmp_path / "small"), "--output", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path / 'small'}: too little data: the "), err
+    assert f"{len(rows)} documents gave {topics} topics" in err and "at least 2 on-topic documents" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small"]
+
+
 def test_precision_of_verdicts(tmp_path: Path) -> None:
     path = tmp_path / "verdicts.tsv"
     path.write_text(

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr, robustness
+from qpr_pyserini.io.errors import InputError
 
 # q1 ranks d2 (non-rel), d1 (rel 1), d5 (unjudged), d3 (rel 2); q2 ranks its only relevant doc first.
 QRELS = {"q1": {"d1": 1, "d2": 0, "d3": 2}, "q2": {"d4": 1}}
@@ -130,11 +131,20 @@ def test_pmrr_doc_judged_in_one_file_counts_as_zero_in_the_other() -> None:
     assert pmrr({"q": {"x": 1}}, {"q": {"y": 0}}, run_og, run_changed).score == pytest.approx(2 / 3)
 
 
-def test_pmrr_skips_queries_missing_from_a_run_with_a_warning() -> None:
+def test_pmrr_skips_queries_missing_from_a_run_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     run_changed = {key: value for key, value in RUN_CHANGED.items() if key != "q2"}
-    with pytest.warns(UserWarning, match="first: q2"):
-        result = pmrr(QRELS_OG, QRELS_CHANGED, RUN_OG, run_changed)
+    result = pmrr(QRELS_OG, QRELS_CHANGED, RUN_OG, run_changed)
+    assert "missing from a run and were skipped (first: q2)" in caplog.text
     assert result.per_query == pytest.approx({"q1": 5 / 36})
+
+
+def test_pmrr_skips_queries_judged_in_one_qrels_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    changed = {key: value for key, value in QRELS_CHANGED.items() if key != "q2"}
+    result = pmrr(QRELS_OG, changed, RUN_OG, RUN_CHANGED)
+    assert "1 queries are judged in only one of the two qrels and were skipped (first: q2)" in caplog.text
+    assert result.per_query == pytest.approx({"q1": 5 / 36})
+    with pytest.raises(InputError, match="^qrels_changed: has no query id in common"):
+        pmrr(QRELS_OG, {"x" + key: value for key, value in QRELS_CHANGED.items()}, RUN_OG, RUN_CHANGED)
 
 
 def test_pmrr_without_any_changed_judgement_is_an_error() -> None:

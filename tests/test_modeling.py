@@ -122,3 +122,29 @@ def test_embed_batches_by_token_count_not_characters(
     assert widths == [ranked[0], ranked[2]]  # each batch pads only to its own longest
     one_by_one = np.stack([model.embed([t], max_length=64)[0] for t in texts])
     assert np.allclose(vectors, one_by_one, atol=1e-5)
+
+
+def test_gguf_loading_shows_no_de_quantizing_bar(
+    tiny_encoder: EncoderConfig, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """transformers' GGUF loader draws its own tqdm bar (``--quiet`` did not reach it): it is silenced for the
+    load (simulated here: the real GGUF model takes ~20 s to de-quantize) and restored after."""
+    from transformers import AutoModel
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    from qpr_pyserini.model.encoder import _load_backbone
+
+    load = AutoModel.from_pretrained
+    original = gguf.tqdm
+
+    def with_bar(path: str, **kwargs: object) -> object:
+        assert kwargs.pop("gguf_file") == "model.gguf"
+        for _ in gguf.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+        return load(path, **kwargs)
+
+    monkeypatch.setattr(AutoModel, "from_pretrained", with_bar)
+    capfd.readouterr()
+    _load_backbone(replace(tiny_encoder, gguf_file="model.gguf"), tiny_encoder.model)
+    assert "de-quantizing" not in capfd.readouterr().err
+    assert gguf.tqdm is original

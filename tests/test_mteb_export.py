@@ -77,7 +77,13 @@ def test_export_loads_in_mteb_and_keeps_the_scores(tmp_path: Path, tiny_encoder:
 
 
 def test_export_refuses_mixed_encoders_and_bad_names(tmp_path: Path) -> None:
-    record = {"suite": "beir", "dataset": "scifact", "encoder": {"model": "a"}, "main": {}, "measures": {}}
+    record = {
+        "suite": "beir",
+        "dataset": "scifact",
+        "encoder": {"model": "a"},
+        "main": {"nDCG@10": 0.5},
+        "measures": {"all": {"nDCG@10": 0.5}},
+    }
     with pytest.raises(InputError, match="different encoders"):
         mteb_export.export_results([record, {**record, "encoder": {"model": "b"}}], tmp_path)
     with pytest.raises(InputError, match="--model-name"):
@@ -126,5 +132,55 @@ def test_export_command_writes_every_scores_file(
     assert names == ["NFCorpus.json", "SciFact.json", "model_meta.json"]
     assert capsys.readouterr().out.count("wrote ") == 2
     (tmp_path / "bad.json").write_text("{")
-    assert mteb_export_cli.main(["--scores", str(tmp_path / "bad.json"), "--output", str(tmp_path / "mt")]) == 2
+    assert (
+        mteb_export_cli.main(["--scores", str(tmp_path / "bad.json"), "--output", str(tmp_path / "mt")]) == 2
+    )
     assert "bad.json:1: not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"foo": 1}', "no 'suite', 'dataset', 'encoder', 'main', 'measures'"),
+        ("[]", "expected a JSON object, got list"),
+        ('"hello"', "expected a JSON object, got str"),
+        (
+            '{"suite": "followir", "dataset": "x", "encoder": {}, "main": {}, "measures": {}}',
+            "'measures' must hold",
+        ),
+        (
+            '{"suite": "beir", "dataset": "x", "encoder": {}, "main": {"a": "b"}, "measures": {}}',
+            "to numbers",
+        ),
+    ],
+)
+def test_export_of_a_file_that_is_not_a_scores_file_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert mteb_export_cli.main(["--scores", str(bad), "--output", str(tmp_path / "mt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: not a benchmark scores.json (") and problem in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "mt").exists()
+
+
+def test_export_refuses_two_scores_files_of_one_task(
+    tmp_path: Path, tiny_encoder: EncoderConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second file of a task used to replace the first in the export, silently."""
+    data = write_beir(tmp_path / "scifact")
+    for name in ("a", "b"):
+        benchmark.run_benchmark("beir", data, tmp_path / name, encoder=tiny_encoder.model, progress=False)
+    scores = [str(tmp_path / name / "scores.json") for name in ("a", "b")]
+    assert mteb_export_cli.main(["--scores", *scores, "--output", str(tmp_path / "mt")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {scores[1]}: holds task SciFact (test split) as {scores[0]} does: one would replace the other "
+        "in the export; give one scores file per task\n"
+    )
+    assert not (tmp_path / "mt").exists()
+    dev = json.loads(Path(scores[1]).read_text()) | {"split": "dev"}  # another split of the task: one file
+    Path(scores[1]).write_text(json.dumps(dev))
+    assert mteb_export_cli.main(["--scores", *scores, "--output", str(tmp_path / "mt")]) == 0
+    (written,) = (tmp_path / "mt").rglob("SciFact.json")
+    assert set(mteb.TaskResult.from_disk(written).scores) == {"test", "dev"}

@@ -212,7 +212,12 @@ def test_marked_end_includes_promptriever_mark() -> None:
 def test_reference_preset_sets_every_choice_and_explicit_options_win(tmp_path: Path) -> None:
     model, data, qpr, training = parse_arguments(reference_args("minilm", tmp_path / "rows.jsonl", tmp_path))
     assert (model.template, model.query_prefix) == ("promptriever", "query:  ")
-    assert data.sampler_options() == {"instruction_negatives": GROUP - 1, "order": "reference"}
+    assert data.sampler_options() == {
+        "instruction_negatives": GROUP - 1,
+        "order": "reference",
+        "positive": "rotate",
+        "instruction_rows": "instruction",
+    }
     assert training.temperature == TEMPERATURE
     expected = QPRConfig(
         weight=1.0,

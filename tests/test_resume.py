@@ -29,9 +29,9 @@ from qpr_pyserini.model import DenseEncoder
 corpus, out, encoder, mode = sys.argv[1:5]
 chunks, texts = 0, 0
 add, embed = index.IndexWriter.add, DenseEncoder.embed_passages
-def add_then_die(self, docids, vectors):
+def add_then_die(self, docids, vectors, **kwargs):
     global chunks
-    add(self, docids, vectors)
+    add(self, docids, vectors, **kwargs)
     chunks += 1
     if mode != "resume" and chunks == int(mode):
         os.kill(os.getpid(), 9)
@@ -136,3 +136,23 @@ def test_an_interrupt_keeps_the_partial_for_resume_and_bad_input_does_not(tmp_pa
     with pytest.raises(InputError), IndexWriter(tmp_path / "b", 2, None) as writer:
         raise InputError("corpus", "bad row")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_resume_refuses_a_corpus_whose_encoded_part_changed(
+    corpus: Path, tiny_encoder: EncoderConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same path and line count, other documents: resuming would mix two corpora in one index."""
+    original = corpus.read_bytes()
+    assert run_driver(corpus, tmp_path / "idx", tiny_encoder, "1").returncode == -9
+    write_jsonl(corpus, [{"_id": f"e{i}", "title": "", "text": f"other {i}"} for i in range(50)])
+    argv = ["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--encoder", tiny_encoder.model]
+    assert encode_cli.main([*argv, "--quiet", "--resume", "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume" in err[0] and "first 16 documents" in err[0], err
+    (partial,) = tmp_path.glob(".idx.partial-*")  # kept: the original corpus can still resume it
+    assert not (tmp_path / "idx").exists()
+    corpus.write_bytes(original)
+    resumed = run_driver(corpus, tmp_path / "idx", tiny_encoder, "resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert int(resumed.stdout) == 50 - 16 and not partial.exists()
+    assert load_index(tmp_path / "idx").docids == [f"d{i}" for i in range(50)]

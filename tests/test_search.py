@@ -211,8 +211,13 @@ def test_output_naming_a_folder_fails_before_searching(
     (tmp_path / "out").mkdir()
     with pytest.raises(InputError) as err:
         search_topics(built, tiny_topics, tmp_path / "out", progress=False)
-    assert str(err.value) == f"{tmp_path / 'out'}: is a folder, expected a run file path"
+    assert str(err.value) == f"{tmp_path / 'out'}: is a folder; expected a file path (--output)"
     assert list((tmp_path / "out").iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(
+        InputError, match=f"^{tmp_path / 'file' / 'r.trec'}: cannot be written: {tmp_path / 'file'} is"
+    ):
+        search_topics(built, tiny_topics, tmp_path / "file" / "r.trec", progress=False)
 
 
 def test_numeric_instruction_is_used_as_text(built: Path, tmp_path: Path, model: DenseEncoder) -> None:
@@ -293,6 +298,39 @@ def test_unknown_candidate_is_named_before_the_model_loads(
         and "'q3'" in str(err.value)
     )
     assert not (tmp_path / "r.trec").exists()
+
+
+def test_candidates_for_no_topic_are_refused_and_for_some_warned(
+    built: Path,
+    tiny_topics: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Candidates whose qids match no topic used to write an empty run (exit 0)."""
+    candidates = write_jsonl(
+        tmp_path / "c.jsonl", [{"qid": "Q1", "pid": ["d1"]}, {"qid": "Q2", "pid": ["d2"]}]
+    )
+    argv = [
+        "--index",
+        str(built),
+        "--topics",
+        str(tiny_topics),
+        "--output",
+        str(tmp_path / "r.trec"),
+        "--quiet",
+    ]
+    assert main([*argv, "--candidates", str(candidates)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {candidates}: has candidates for none of the 3 topics' query ids "
+        "(its first: 'Q1'; the topics' first: 'q1')\n"
+    )
+    assert not (tmp_path / "r.trec").exists()
+    some = write_jsonl(tmp_path / "some.jsonl", [{"qid": "q1", "pid": ["d1", "d2"]}])
+    assert main([*argv, "--candidates", str(some)]) == 0
+    assert "2 of 3 topics have no candidates and get no results (first: q2)" in caplog.text
+    assert set(read_run(tmp_path / "r.trec")) == {"q1"}
 
 
 def test_passed_model_keeps_its_settings_when_none_given(model: DenseEncoder) -> None:

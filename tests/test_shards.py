@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import shutil
 import weakref
 from dataclasses import replace
 from pathlib import Path
@@ -177,7 +178,12 @@ def test_disagreeing_shards_are_refused(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {other}: ")
-    assert ("dimension 5 differs" if change == "dimension" else "different encoder") in err
+    expected = {
+        "dimension": "dimension 5 differs",
+        "encoder": "different encoder",
+        "no record": "no qpr_index.json",
+    }
+    assert expected[change] in err
     assert not (tmp_path / "r.trec").exists()
 
 
@@ -216,3 +222,45 @@ def test_mmap_option_maps_the_index(
     assert main([*argv, "--output", str(tmp_path / "a.trec"), "--mmap"]) == 0
     assert main([*argv, "--output", str(tmp_path / "b.trec")]) == 0
     assert seen == [True, False]
+
+
+def test_overlapping_shards_are_refused(
+    encoded: Path, tiny_topics: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two copies of a shard (or a shard and a converted copy) would write duplicate (qid, docid) lines."""
+    shards = encoded / "shards"
+    copies = {}
+    for name in ("part0", "part1", "part1-copy"):
+        copies[name] = shutil.copytree(shards / name.removesuffix("-copy"), tmp_path / name)
+    foreign = {}  # the same without records (as Pyserini writes shards): only the doc ids tell
+    for name in ("part0", "part1", "part1-copy"):
+        foreign[name] = shutil.copytree(copies[name], tmp_path / "foreign" / name)
+        (foreign[name] / INDEX_RECORD).unlink()
+    cases = [(copies, "is shard 1 of 3, as"), (foreign, "holds doc id 'd7', as")]
+    for folders, message in cases:
+        argv = ["--index", *map(str, folders.values()), "--topics", str(tiny_topics)]
+        assert (
+            main([*argv, "--output", str(tmp_path / "r.trec"), "--quiet", "--encoder", str(shards / "part0")])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {folders['part1-copy']}: {message}"), err
+        assert not (tmp_path / "r.trec").exists()
+
+
+def test_a_missing_shard_is_refused_unless_partial_search_is_asked_for(
+    encoded: Path, tiny_topics: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = encoded / "shards"
+    (tmp_path / "two").mkdir()
+    for name in ("part0", "part1"):
+        (tmp_path / "two" / name).symlink_to(shards / name)
+    common = ["--topics", str(tiny_topics), "--output", str(tmp_path / "r.trec"), "--quiet"]
+    for index in ([tmp_path / "two"], [shards / "part0", shards / "part2"], [shards / "part0"]):
+        assert main(["--index", *map(str, index), *common]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "of 3 is missing" in err and "--allow-partial" in err, err
+        assert not (tmp_path / "r.trec").exists()
+    assert main(["--index", str(tmp_path / "two"), *common, "--allow-partial"]) == 0
+    found = {line.split()[2] for line in (tmp_path / "r.trec").read_text().splitlines()}
+    assert found <= set(load_index(shards / "part0").docids + load_index(shards / "part1").docids)

@@ -228,6 +228,9 @@ def test_query_side_names_a_passage_missing_from_the_index(
         build_trainer(parse_arguments(args))
 
 
+@pytest.mark.filterwarnings(
+    "error::FutureWarning"
+)  # peft's use of a deprecated transformers name is silenced
 def test_lora_adapter_round_trips(bert: EncoderConfig, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = cli(bert.model, data, out, "--max_steps", "2", "--learning_rate", "1e-2", "--lora", "--merge_lora")
@@ -340,7 +343,12 @@ def test_yaml_config_and_command_line_precedence(tmp_path: Path) -> None:
         ["query", "value"],
     )
     assert qpr.to_config() == QPRConfig(weight=0.7)
-    assert data.sampler_options() == {"instruction_negatives": 3, "order": "random"}
+    assert data.sampler_options() == {
+        "instruction_negatives": 3,
+        "order": "random",
+        "positive": "rotate",
+        "instruction_rows": "instruction",
+    }
     assert training.remove_unused_columns is False and training.temperature == 0.01
 
 
@@ -364,3 +372,42 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert main([str(tmp_path / "bad.json"), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--qpr_weight", "nan"),  # was: the regularizer silently off
+        ("--qpr_weight", "inf"),  # was: a saved model of non-finite tensors
+        ("--qpr_temperature", "nan"),
+        ("--temperature", "nan"),
+        ("--learning_rate", "inf"),
+        ("--lora_dropout", "nan"),
+    ],
+)
+def test_non_finite_float_options_are_refused_before_training(
+    bert: EncoderConfig, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, option: str, value: str
+) -> None:
+    out = tmp_path / "out"
+    assert main(cli(bert.model, data, out, "--max_steps", "1", option, value)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: {option.replace('_', '-')}: must be") and value in err, err
+    assert not out.exists()
+
+
+def test_a_non_finite_loss_stops_training_before_saving(
+    bert: EncoderConfig, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A finite but absurd weight overflows the loss: the run stops with one error line and saves nothing."""
+    out = tmp_path / "out"
+    assert main(cli(bert.model, data, out, "--max_steps", "2", "--qpr_weight", "1e300")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: training: the loss became inf at step 1"), err[-3:]
+    assert not list(out.rglob("*.safetensors"))
+
+
+def test_the_regularizer_config_refuses_non_finite_numbers() -> None:
+    for options in ({"weight": float("nan")}, {"weight": float("inf")}, {"temperature": float("nan")}):
+        with pytest.raises(InputError, match="must be a finite number"):
+            QPRConfig(**options)

@@ -74,6 +74,7 @@ def test_reads_tevatron_and_promptriever_rows(tmp_path: Path) -> None:
         None,
         [Passage("p1", "title p1", "text p1")],
         [Passage("n1", "title n1", "text n1"), Passage("", "", "no docid")],
+        has_instruction=False,
     )
     assert (promptriever.query_id, promptriever.query) == ("7", "what is a cat")
     assert promptriever.instruction == "Find passages about pets."
@@ -407,6 +408,20 @@ def test_stance_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert stance_cli.main(["--stance-dir", str(tmp_path / "absent"), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_stance_negatives_for_no_row_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Negatives keyed by ids of another split used to give rows without hard negatives and a mere note."""
+    root = make_stance_dir(tmp_path / "st")
+    run = tmp_path / "run.trec"
+    run.write_text("91 Q0 d6 1 9.0 dense\n92 Q0 d7 1 8.0 dense\n")
+    out = tmp_path / "rows.jsonl"
+    assert stance_cli.main(["--stance-dir", str(root), "--output", str(out), "--negatives", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run}: none of its 2 query ids is a row id (<qid>-<variant>) or claim id of {root} "
+        "(its first: '91'; the first claim: '1')\n"
+    )
+    assert not out.exists()
 
 
 def test_stance_rows_on_the_real_train_split(shared_data: Path) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from qpr_pyserini.benchmark import suites
-from qpr_pyserini.benchmark.plot import plot_scores
+from qpr_pyserini.benchmark.plot import check_plottable, plot_scores
 from qpr_pyserini.benchmark.suites import format_scores, run_benchmark
 from qpr_pyserini.cli import add_encoder_options, add_output_options, run_cli
 from qpr_pyserini.io.benchmark_data import SUITES
-from qpr_pyserini.mteb_export import export_results
+from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.io.runs import check_file_path
+from qpr_pyserini.mteb_export import check_model_name, export_results, read_scores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def action() -> str:
+        compared = _check_options(args)  # every option, before any encoding or search
         record = run_benchmark(
             args.suite,
             args.data,
@@ -72,12 +75,33 @@ def main(argv: list[str] | None = None) -> int:
             written = export_results([record], args.mteb_results, args.model_name, args.model_revision)
             message.append(f"MTEB results: {', '.join(str(p) for p in written)}")
         if args.plot is not None:
-            records = [record, *(json.loads(path.read_text()) for path in args.compare)]
-            plot_scores(records, args.plot)
+            plot_scores([record, *compared], args.plot)
             message.append(f"plot: {args.plot}")
         return "\n".join(message)
 
     return run_cli(action)
+
+
+def _check_options(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Check the options used only after the benchmark has run (so that a mistake costs no encoding); returns
+    the --compare records."""
+    if args.compare and args.plot is None:
+        raise InputError("--compare", "adds other models to --plot; give --plot too")
+    compared = [read_scores(path) for path in args.compare]
+    if args.plot is not None:
+        check_file_path(args.plot, "--plot")
+        if args.suite == "beir":
+            raise InputError(
+                "--plot", "draws p-MRR or Robustness@10 against the standard score; beir has neither"
+            )
+        for path, record in zip(args.compare, compared, strict=True):
+            check_plottable(record, str(path))
+    if args.mteb_results is not None:
+        if args.mteb_results.exists() and not args.mteb_results.is_dir():
+            raise InputError(str(args.mteb_results), "is not a folder (--mteb-results)")
+        if args.model_name is not None:
+            check_model_name(args.model_name)
+    return compared
 
 
 if __name__ == "__main__":

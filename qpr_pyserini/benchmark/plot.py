@@ -38,14 +38,22 @@ def plot_scores(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
-def _point(record: Mapping[str, Any]) -> tuple[str, tuple[str, float], tuple[str, float]]:
+def check_plottable(record: Mapping[str, Any], where: str = "--plot") -> None:
+    """An InputError naming ``where`` unless the (checked) scores record has the two scores the plot draws."""
     main = record["main"]
-    following = next((name for name in FOLLOWING if name in main), None)
-    standard = next((name for name in main if name not in FOLLOWING), None)
-    if following is None or standard is None:
+    if not any(name in main for name in FOLLOWING) or all(name in FOLLOWING for name in main):
         raise InputError(
-            "--plot", f"{record['dataset']}: a {record['suite']} run has no p-MRR or Robustness@10"
+            where,
+            f"{record['dataset']}: a {record['suite']} run has no p-MRR or Robustness@10 and standard score "
+            "to plot",
         )
+
+
+def _point(record: Mapping[str, Any]) -> tuple[str, tuple[str, float], tuple[str, float]]:
+    check_plottable(record)
+    main = record["main"]
+    following = next(name for name in FOLLOWING if name in main)
+    standard = next(name for name in main if name not in FOLLOWING)
     encoder = record["encoder"]
     label = encoder.get("name") or Path(str(encoder.get("model"))).name
     return label, (standard, float(main[standard])), (following, float(main[following]))

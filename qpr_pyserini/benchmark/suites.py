@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from qpr_pyserini.encode.corpus_index import encode_or_reuse
-from qpr_pyserini.eval.metrics import evaluate, pmrr, robustness
+from qpr_pyserini.eval.metrics import check_instance_ids, evaluate, pmrr, robustness
 from qpr_pyserini.index.record import read_index_record, recorded_encoder
 from qpr_pyserini.index.store import DenseIndex, load_index
 from qpr_pyserini.io.benchmark_data import (
@@ -72,72 +73,93 @@ def run_benchmark(
     check_positive(hits=hits, batch_size=batch_size)  # before any encoding
     out = Path(output)
     bench = load_benchmark(suite, data, out / "data", split)
+    if suite == "instructir":  # Robustness@10 needs <base>_<n> ids: checked before any encoding
+        try:
+            check_instance_ids(bench.qrels["test"])
+        except InputError as err:
+            raise InputError(bench.source, err.reason) from None
     index_path = Path(index) if index is not None else out / "index"
     dense = _index_for(bench, index_path, encoder, batch_size, device, progress, backend)
     model = query_encoder_for(dense, encoder, template, device, backend=backend)
     candidates = _write_candidates(bench, out / "top_ranked.jsonl") if bench.candidates is not None else None
 
     runs: dict[str, str] = {}
+    with _removed_on_failure(out, runs):  # a failed call leaves no runs that look like a finished benchmark's
 
-    def search(kind: str, field: str | None) -> dict[str, dict[str, float]]:
-        path = out / "runs" / f"{bench.name}-{kind}.trec"
-        search_topics(
-            dense,
-            bench.topics,
-            path,
-            instruction_field=field,
-            hits=hits,
-            batch_size=batch_size,
-            candidates=candidates,
-            progress=progress,
-            model=model,
-        )
-        runs[kind] = str(path.relative_to(out))
-        return read_run(path)
+        def search(kind: str, field: str | None) -> dict[str, dict[str, float]]:
+            path = out / "runs" / f"{bench.name}-{kind}.trec"
+            search_topics(
+                dense,
+                bench.topics,
+                path,
+                instruction_field=field,
+                hits=hits,
+                batch_size=batch_size,
+                candidates=candidates,
+                progress=progress,
+                model=model,
+            )
+            runs[kind] = str(path.relative_to(out))
+            return read_run(path)
 
-    measure = standard_measure(suite, bench.name)
-    if suite == "followir":
-        run_og, run_changed = search("og", OG), search("changed", CHANGED)
-        main = {
-            "p-MRR": pmrr(bench.qrels["og"], bench.qrels["changed"], run_og, run_changed).score,
-            measure: evaluate(bench.qrels["og"], run_og, [measure], missing="skip")[measure],
+        measure = standard_measure(suite, bench.name)
+        compared = None  # the queries p-MRR is over (it skips, with a warning, those it cannot compare)
+        if suite == "followir":
+            run_og, run_changed = search("og", OG), search("changed", CHANGED)
+            following = pmrr(bench.qrels["og"], bench.qrels["changed"], run_og, run_changed)
+            compared = len(following.per_query)
+            main = {
+                "p-MRR": following.score,
+                measure: evaluate(bench.qrels["og"], run_og, [measure], missing="skip")[measure],
+            }
+            measures = {
+                "og": _mteb_measures(bench.qrels["og"], run_og),
+                "changed": _mteb_measures(bench.qrels["changed"], run_changed),
+                "all": _mteb_measures(
+                    _suffixed({"og": bench.qrels["og"], "changed": bench.qrels["changed"]}),
+                    _suffixed({"og": run_og, "changed": run_changed}),
+                ),
+            }
+        else:
+            with_instruction = suite == "instructir" and INSTRUCTION in bench.topics[0].fields
+            run = search("test", INSTRUCTION if with_instruction else None)
+            main = (
+                robustness(bench.qrels["test"], run, missing="skip")
+                if suite == "instructir"
+                else {measure: evaluate(bench.qrels["test"], run, [measure], missing="skip")[measure]}
+            )
+            measures = {"all": _mteb_measures(bench.qrels["test"], run)}
+        record = {
+            "suite": suite,
+            "dataset": bench.name,
+            "source": bench.source,
+            "split": split,
+            "encoder": model.config.to_dict(),
+            "dimension": model.dimension,
+            "index": str(index_path),
+            "hits": hits,
+            "mode": "rerank top_ranked" if candidates is not None else "full retrieval",
+            "queries": len(bench.topics),
+            **({"pmrr_queries": compared} if compared is not None else {}),
+            "main": main,
+            "measures": measures,
+            "runs": runs,
+            "evaluation_time": round(time.monotonic() - started, 1),
         }
-        measures = {
-            "og": _mteb_measures(bench.qrels["og"], run_og),
-            "changed": _mteb_measures(bench.qrels["changed"], run_changed),
-            "all": _mteb_measures(
-                _suffixed({"og": bench.qrels["og"], "changed": bench.qrels["changed"]}),
-                _suffixed({"og": run_og, "changed": run_changed}),
-            ),
-        }
-    else:
-        with_instruction = suite == "instructir" and INSTRUCTION in bench.topics[0].fields
-        run = search("test", INSTRUCTION if with_instruction else None)
-        main = (
-            robustness(bench.qrels["test"], run, missing="skip")
-            if suite == "instructir"
-            else {measure: evaluate(bench.qrels["test"], run, [measure], missing="skip")[measure]}
-        )
-        measures = {"all": _mteb_measures(bench.qrels["test"], run)}
-    record = {
-        "suite": suite,
-        "dataset": bench.name,
-        "source": bench.source,
-        "split": split,
-        "encoder": model.config.to_dict(),
-        "dimension": model.dimension,
-        "index": str(index_path),
-        "hits": hits,
-        "mode": "rerank top_ranked" if candidates is not None else "full retrieval",
-        "queries": len(bench.topics),
-        "main": main,
-        "measures": measures,
-        "runs": runs,
-        "evaluation_time": round(time.monotonic() - started, 1),
-    }
-    with atomic_output(out / "scores.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-    return record
+        with atomic_output(out / "scores.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        return record
+
+
+@contextmanager
+def _removed_on_failure(out: Path, runs: dict[str, str]) -> Iterator[None]:
+    """Remove the runs (``runs``: name -> path under ``out``) written in the block if it fails."""
+    try:
+        yield
+    except BaseException:
+        for run in runs.values():
+            (out / run).unlink(missing_ok=True)
+        raise
 
 
 def _index_for(
@@ -183,6 +205,8 @@ def _suffixed(by_kind: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def format_scores(record: Mapping[str, Any]) -> str:
-    lines = [f"{record['suite']} {record['dataset']} ({record['queries']} queries, {record['mode']})"]
+    compared = record.get("pmrr_queries", record["queries"])
+    over = f"; p-MRR over {compared} of them" if compared != record["queries"] else ""
+    lines = [f"{record['suite']} {record['dataset']} ({record['queries']} queries, {record['mode']}{over})"]
     lines += [f"  {name:<16}{100 * value:>8.2f}" for name, value in record["main"].items()]
     return "\n".join(lines)

@@ -78,6 +78,21 @@ def encode_corpus(
         return Path(index)
     extra = {"corpus": str(corpus), "shard": shard, "backend": used_backend}
     model = model or DenseEncoder.load(config, device, backend)
+    # Every document feeds the fingerprint, those a resumed run already holds too; each checkpoint records
+    # the fingerprint of what it holds, so a run resumes only on the very documents it started on.
+    fingerprint = CorpusFingerprint()
+
+    def check_prefix(count: int, state: dict[str, Any]) -> None:
+        held = [fingerprint.add(d) for d in itertools.islice(documents, count)]
+        if len(held) < count:
+            raise InputError(str(corpus), f"has fewer documents than the {count} already encoded")
+        if state.get(CORPUS_FINGERPRINT) != fingerprint.hexdigest():
+            raise InputError(
+                str(corpus),
+                f"cannot resume: its first {count} documents are not those the unfinished run encoded "
+                "(the corpus changed since); run without --resume to start over",
+            )
+
     with IndexWriter(
         index,
         model.dimension,
@@ -86,6 +101,7 @@ def encode_corpus(
         extra=extra,
         resume=resume,
         resume_key={"batch_size": batch_size, "corpus_documents": total},
+        check_resume=check_prefix,
     ) as writer:
         expected = None if total is None else len(shard_rows(total, shard_id, shard_num))
         bar = tqdm(
@@ -98,18 +114,15 @@ def encode_corpus(
         with bar:
             # Chunks of many batches let the encoder group passages of similar length (see DenseEncoder.embed);
             # each chunk is a checkpoint of the writer, so a resumed run skips the chunks it already holds.
-            # Every document feeds the fingerprint, those a resumed run already holds too.
-            fingerprint = CorpusFingerprint()
-            held = [fingerprint.add(d) for d in itertools.islice(documents, writer.count)]
-            if len(held) < writer.count:
-                raise InputError(str(corpus), f"has fewer documents than the {writer.count} already encoded")
             for batch in _batches(_fingerprinted(documents, fingerprint), batch_size * 16):
                 texts, titles = [d.text for d in batch], [d.title for d in batch]
                 vectors = model.embed_passages(
                     texts, titles, batch_size=batch_size, max_length=config.passage_max_length
                 )
                 try:
-                    writer.add([d.docid for d in batch], vectors)
+                    writer.add(
+                        [d.docid for d in batch], vectors, state={CORPUS_FINGERPRINT: fingerprint.hexdigest()}
+                    )
                 except ValueError as err:
                     raise InputError(str(corpus), str(err)) from err
                 bar.update(len(batch))

@@ -75,7 +75,7 @@ def _scores(args: argparse.Namespace) -> dict[str, float]:
         paths = _required(args, "qrels_og", "qrels_changed", "run_og", "run_changed")
         qrels_og, qrels_changed = read_qrels(paths[0]), read_qrels(paths[1])
         run_og, run_changed = read_run(paths[2]), read_run(paths[3])
-        with _naming_files(runs=f"{paths[2]}, {paths[3]}"):
+        with _naming_files(qrels_changed=paths[1], runs=f"{paths[2]}, {paths[3]}"):
             return {"p-MRR": metrics.pmrr(qrels_og, qrels_changed, run_og, run_changed).score}
     qrels_path, run_path = _required(args, "qrels", "run")
     with _naming_files(measures="--measures"):

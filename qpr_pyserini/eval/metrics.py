@@ -8,8 +8,8 @@ maintained library exposes them standalone: both live only inside MTEB's task-sp
 
 from __future__ import annotations
 
+import logging
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +23,8 @@ Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
 
 MISSING_MODES = ("error", "zero", "skip")
+
+log = logging.getLogger(__name__)
 
 
 def parse_measures(measures: str | Sequence[str]) -> dict[str, ir_measures.Measure]:
@@ -95,15 +97,38 @@ class PMRR:
 #   identical to MTEB whenever the run lists tied docs in that order (as trec_eval-sorted runs do).
 # - Score per doc: R_new/R_og - 1 if R_og >= R_new, else 1 - R_og/R_new; mean per query (pandas groupby),
 #   then mean over queries. Queries with no changed doc produce no rows, so they are excluded; queries
-#   missing from either run are skipped with a warning, as MTEB logs and skips them.
+#   missing from either run are skipped with a (logged) warning, as MTEB logs and skips them.
 def pmrr(qrels_og: Qrels, qrels_changed: Qrels, run_og: Run, run_changed: Run) -> PMRR:
-    """p-MRR of two runs over the same candidates, one with the original instruction, one with the changed."""
+    """p-MRR of two runs over the same candidates, one with the original instruction, one with the changed.
+
+    Queries judged in only one of the qrels, or missing from a run, are skipped with a logged warning (the
+    score is over ``per_query``); qrels without a query in common, or runs without any scored query, are an
+    InputError naming ``qrels_changed`` or ``runs``.
+    """
+    common = [q for q in qrels_og if q in qrels_changed]
+    if not common:
+        raise InputError(
+            "qrels_changed",
+            f"has no query id in common with the original qrels (its first: {next(iter(qrels_changed), None)!r}; "
+            f"the original's first: {next(iter(qrels_og), None)!r})",
+        )
+    one_sided = [q for q in qrels_og if q not in qrels_changed] + [
+        q for q in qrels_changed if q not in qrels_og
+    ]
+    if one_sided:
+        log.warning(
+            "p-MRR: %d queries are judged in only one of the two qrels and were skipped (first: %s)",
+            len(one_sided),
+            ", ".join(one_sided[:5]),
+        )
     scores: dict[str, float] = {}
     unranked = []
-    for qid in (q for q in qrels_og if q in qrels_changed):
+    changed_any = False
+    for qid in common:
         docs = _changed_docs(qrels_og[qid], qrels_changed[qid])
         if not docs:
             continue
+        changed_any = True
         if not run_og.get(qid) or not run_changed.get(qid):
             unranked.append(qid)
             continue
@@ -113,13 +138,17 @@ def pmrr(qrels_og: Qrels, qrels_changed: Qrels, run_og: Run, run_changed: Run) -
             for doc in docs
         )
     if unranked:
-        warnings.warn(
-            f"p-MRR: {len(unranked)} queries with changed judgements are missing from a run and were skipped "
-            f"(first: {', '.join(unranked[:5])})",
-            stacklevel=2,
+        log.warning(
+            "p-MRR: %d queries with changed judgements are missing from a run and were skipped (first: %s)",
+            len(unranked),
+            ", ".join(unranked[:5]),
+        )
+    if not changed_any:
+        raise InputError(
+            "qrels_changed", "no query has a changed judgement (it judges as the original qrels do)"
         )
     if not scores:
-        raise InputError("runs", "no query has a changed judgement and results in both runs")
+        raise InputError("runs", "no query with a changed judgement has results in both runs")
     return PMRR(score=fmean(scores.values()), per_query=scores)
 
 
@@ -138,7 +167,7 @@ def robustness(
     instances as in :func:`evaluate`.
     """
     if group_of is None:
-        _check_instance_ids(qrels)
+        check_instance_ids(qrels)
     ndcg_name = f"nDCG@{k}"
     ndcg = per_query(qrels, run, ndcg_name)
     ndcg.update(dict.fromkeys(_missing_queries(qrels, run, missing), 0.0))
@@ -152,7 +181,7 @@ def robustness(
     }
 
 
-def _check_instance_ids(qrels: Qrels) -> None:
+def check_instance_ids(qrels: Qrels) -> None:
     """Without ``<base>_<n>`` ids every query is its own group and Robustness@k silently equals nDCG@k."""
     for qid in qrels:
         base, _, instance = qid.rpartition("_")

@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--shards", nargs="+", required=True, help="shard folders, in shard order")
     merge.add_argument("--index", required=True, help="output index folder")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="merge some shards of a split without the others (the record lists those it holds)",
+    )
     info = sub.add_parser("info", help="print an index folder's record (encoder, dimension, size)")
     info.add_argument("index")
     convert = sub.add_parser(
@@ -45,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> str:
         if args.command == "merge":
-            out = merge_indexes(args.shards, args.index, overwrite=args.overwrite)
+            out = merge_indexes(
+                args.shards, args.index, overwrite=args.overwrite, allow_partial=args.allow_partial
+            )
             return (
                 f"merged {len(args.shards)} shards into {out} ({load_index(out).faiss_index.ntotal} vectors)"
             )

@@ -11,7 +11,14 @@ settings (HNSW ``efSearch``, IVF ``nprobe``) are stored in the index file, so bo
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,8 @@ import numpy as np
 
 from qpr_pyserini.index.store import INDEX_FILE, IndexWriter, load_index
 from qpr_pyserini.io.errors import InputError, check_positive
+
+log = logging.getLogger(__name__)
 
 ANN_TYPES = ("hnsw", "ivfpq")
 HNSW_NEIGHBOURS = 32
@@ -92,11 +101,18 @@ def convert_index(
     if source.faiss_index.ntotal == 0:
         raise InputError(str(source.path), "index holds no vectors")
     dimension, count = source.dimension, source.faiss_index.ntotal
+    # Errors name what the user chose: their --factory, or --type when the factory is the default one.
+    given = "--factory" if factory else "--type"
     factory = factory or default_factory(kind, dimension, count)
+    named = f"--factory {factory}" if given == "--factory" else f"--type {kind} ({factory})"
     try:
         ann = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError:
         raise InputError("--factory", f"faiss cannot build an index from {factory!r}") from None
+    actual = _type_of(ann)
+    if actual != kind:  # the record's type must be the index's
+        fits = f" (that is --type {actual})" if actual else ""
+        raise InputError("--factory", f"{factory!r} builds {_kind(ann)}, not a --type {kind} index{fits}")
     record = source.record or {}
     extra = {k: v for k, v in record.items() if k not in _STANDARD_FIELDS}
     extra["ann"] = {"type": kind, "factory": factory, "converted_from": str(source.path)}
@@ -112,16 +128,22 @@ def convert_index(
         ef_search = DEFAULT_EF_SEARCH
     if nprobe is None and _is_ivf(ann):
         nprobe = max(1, faiss.extract_index_ivf(ann).nlist // 32)
-    set_search_parameters(ann, "--factory " + factory, ef_search=ef_search, nprobe=nprobe)
+    set_search_parameters(ann, named, ef_search=ef_search, nprobe=nprobe)
     if not ann.is_trained:
         rows = np.random.default_rng(seed).choice(count, min(count, TRAIN_SAMPLE), replace=False)
         try:
-            ann.train(source.vectors(np.sort(rows)))
+            with _faiss_notes() as notes:
+                ann.train(source.vectors(np.sort(rows)))
         except RuntimeError as err:
-            reason = str(err).strip().splitlines()[-1]
+            reason = str(err).strip().splitlines()[-1].rsplit(" failed: ", 1)[-1]  # no C++ source location
+            hint = (
+                "" if given == "--factory" else "; use --type hnsw, or give a --factory with fewer centroids"
+            )
             raise InputError(
-                "--factory", f"cannot train {factory!r} on {len(rows)} vectors: {reason}"
+                given, f"cannot train {factory!r} on {len(rows)} vectors (the index's size): {reason}{hint}"
             ) from None
+        for note, times in Counter(notes).items():
+            log.warning("faiss: %s%s", note, f" ({times} times)" if times > 1 else "")
     for start in range(0, count, CHUNK):
         ann.add(source.vectors(np.arange(start, min(start + CHUNK, count))))
     if _is_ivf(ann):
@@ -131,6 +153,34 @@ def convert_index(
             rows = np.arange(start, min(start + CHUNK, count))
             writer.add(source.docids[start : start + CHUNK], source.vectors(rows))
     return Path(output)
+
+
+def _type_of(index: Any) -> str | None:
+    """The ``--type`` a faiss index is: hnsw (an HNSW graph), ivfpq (inverted lists of PQ codes), else None."""
+    if hasattr(faiss.downcast_index(index), "hnsw"):
+        return "hnsw"
+    if _is_ivf(index) and isinstance(faiss.downcast_index(faiss.extract_index_ivf(index)), faiss.IndexIVFPQ):
+        return "ivfpq"
+    return None
+
+
+@contextmanager
+def _faiss_notes() -> Iterator[list[str]]:
+    """Collect what faiss's C++ code prints on stderr meanwhile (its clustering prints one "please provide at
+    least N training points" line per quantizer trained, ~100 for an IVF-PQ index): the caller reports each
+    distinct line once."""
+    notes: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            notes.extend(line.strip() for line in capture.read().decode("utf-8", "replace").splitlines())
 
 
 def _is_ivf(index: Any) -> bool:

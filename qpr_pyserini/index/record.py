@@ -38,9 +38,23 @@ def read_index_record(folder: str | Path) -> dict[str, Any] | None:
     encoder_config(record, path)
     for name in _COUNT_FIELDS:
         value = record.get(name)
-        if name in record and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if name in record and not _is_count(value):
             raise InputError(str(path), f"field {name!r} must be a count, got {value!r}")
+    shard = record.get("shard")
+    if shard is not None and not (
+        isinstance(shard, dict)
+        and _is_count(shard.get("id"))
+        and _is_count(shard.get("num"))
+        and shard["id"] < shard["num"]
+    ):
+        raise InputError(
+            str(path), f"field 'shard' must be null or {{'id': I, 'num': N}}, 0 <= I < N, got {shard!r}"
+        )
     return record
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def encoder_config(record: dict[str, Any], path: str | Path) -> EncoderConfig | None:

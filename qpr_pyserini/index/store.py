@@ -130,6 +130,9 @@ class IndexWriter:
     folder of an earlier writer of the same target that was killed or interrupted, provided it was started
     with the same dimension, encoder, ``extra`` and ``resume_key`` (else an InputError), and continues after
     its last checkpoint (``count`` says how many documents it holds); without one it starts afresh.
+    ``add`` may record a ``state`` with each checkpoint (e.g. a fingerprint of the documents written so far);
+    before adopting a folder, ``check_resume(count, state)`` may refuse it by raising an InputError (the
+    folder is then kept, for a later resume of the right input).
     Bad input (a ValueError) removes the temporary folder; any other exception (an interrupt, a crash)
     leaves it for ``resume`` (the next writer without ``resume`` removes it).
     """
@@ -145,6 +148,7 @@ class IndexWriter:
         resume: bool = False,
         resume_key: dict[str, Any] | None = None,
         finish: Callable[[Path], None] | None = None,
+        check_resume: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -169,7 +173,9 @@ class IndexWriter:
             )
         )
         self.finish = finish  # called with the complete temporary folder, before it is renamed into place
+        self.check_resume = check_resume
         self.count = 0
+        self._state: dict[str, Any] = {}
         self._seen: set[str] = set()
 
     def __enter__(self) -> IndexWriter:
@@ -197,6 +203,12 @@ class IndexWriter:
                     f"cannot resume: the unfinished run in {folder.name} used another {', '.join(differing)}; "
                     "run without --resume to discard it and start over",
                 )
+            if self.check_resume is not None:
+                try:
+                    self.check_resume(progress["documents"], progress.get("state") or {})
+                except BaseException:
+                    lock.close()
+                    raise
             adopted = (folder, lock, progress)
         if adopted is None:
             self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
@@ -213,6 +225,7 @@ class IndexWriter:
             self._lock.write(f"{os.getpid()}@{socket.gethostname()}\n".encode())
             self._lock.flush()
             self.count = progress["documents"]
+            self._state = progress.get("state") or {}
             self._vectors = open(self._tmp / INDEX_FILE, "r+b")  # noqa: SIM115
             self._vectors.truncate(len(_flat_header(self.dimension, 0)) + 4 * self.dimension * self.count)
             self._vectors.seek(0, os.SEEK_END)
@@ -222,8 +235,8 @@ class IndexWriter:
             log.info("resuming %s after %d documents (%s)", self.path, self.count, self._tmp.name)
         return self
 
-    def add(self, docids: Sequence[str], vectors: np.ndarray) -> None:
-        """Append documents and their vectors, then checkpoint (see the class docstring)."""
+    def add(self, docids: Sequence[str], vectors: np.ndarray, state: dict[str, Any] | None = None) -> None:
+        """Append documents and their vectors, then checkpoint with ``state`` (see the class docstring)."""
         if vectors.shape != (len(docids), self.dimension):
             raise ValueError(
                 f"expected vectors of shape ({len(docids)}, {self.dimension}), got {vectors.shape}"
@@ -235,6 +248,7 @@ class IndexWriter:
         self._vectors.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
         self._docids.write("".join(f"{d}\n" for d in docids).encode("utf-8"))
         self.count += len(docids)
+        self._state = state or {}
         self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -242,7 +256,12 @@ class IndexWriter:
         for handle in (self._vectors, self._docids):
             handle.flush()
             os.fsync(handle.fileno())
-        progress = {"documents": self.count, "docid_bytes": self._docids.tell(), "settings": self.settings}
+        progress = {
+            "documents": self.count,
+            "docid_bytes": self._docids.tell(),
+            "settings": self.settings,
+            "state": self._state,
+        }
         (self._tmp / f"{PROGRESS_FILE}.tmp").write_text(json.dumps(progress))
         os.replace(self._tmp / f"{PROGRESS_FILE}.tmp", self._tmp / PROGRESS_FILE)
 

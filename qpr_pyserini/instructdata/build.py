@@ -27,7 +27,7 @@ from qpr_pyserini.instructdata.attributes import (
     instructions,
     label_documents,
 )
-from qpr_pyserini.instructdata.topics import SubjectTopic, find_topics
+from qpr_pyserini.instructdata.topics import MAX_TITLES, MIN_TITLES, SubjectTopic, find_topics
 from qpr_pyserini.io.corpus import Document, iter_corpus
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.training_data import Passage, TrainExample, write_training_data
@@ -187,6 +187,7 @@ def build(scifact: Path, output: Path, *, seed: int = 0, overwrite: bool = False
     labels = label_documents(docs.values())
     topics = split_topics(find_topics(docs.values()), seed)
     pairs = {split: pairs_of(topics[split], labels, split) for split in SPLITS}
+    _check_enough(scifact, len(docs), topics, pairs)
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -208,6 +209,24 @@ def build(scifact: Path, output: Path, *, seed: int = 0, overwrite: bool = False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def _check_enough(
+    scifact: Path, documents: int, topics: dict[str, list[SubjectTopic]], pairs: dict[str, list[Pair]]
+) -> None:
+    """Too little data (a cut-down corpus) is an InputError saying what every split needs."""
+    empty = [split for split in SPLITS if not pairs[split]]
+    if not empty:
+        return
+    found = sum(len(part) for part in topics.values())
+    raise InputError(
+        str(scifact),
+        f"too little data: the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} got no topic x "
+        f"attribute pair. {documents} documents gave {found} topics (title words shared by {MIN_TITLES} to "
+        f"{MAX_TITLES} titles, split {', '.join(f'{int(100 * f)}% {s}' for s, f in FRACTIONS.items())}); every "
+        f"split needs a topic with at least {max(MIN_EACH_SIDE.values())} on-topic documents with an attribute "
+        "and as many without it (the full SciFact corpus, 5,183 documents, gives enough)",
+    )
 
 
 def _manifest(

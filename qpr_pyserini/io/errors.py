@@ -3,6 +3,8 @@ that raise it."""
 
 from __future__ import annotations
 
+import math
+
 
 class InputError(ValueError):
     """Bad user input: the message names the file (and line) so the user can fix it.
@@ -27,3 +29,11 @@ def check_positive(**options: int | None) -> None:
     for name, value in options.items():
         if value is not None and value < 1:
             raise InputError("--" + name.replace("_", "-"), f"must be at least 1, got {value}")
+
+
+def check_finite(**options: float | None) -> None:
+    """Numbers given as ``--option`` values (keyword names with underscores) must be finite: NaN or infinity
+    as a weight, temperature or rate trains nothing sensible. None is unset."""
+    for name, value in options.items():
+        if value is not None and not math.isfinite(value):
+            raise InputError("--" + name.replace("_", "-"), f"must be a finite number, got {value}")

@@ -70,6 +70,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     Parent folders are created. If the block raises, the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
+    check_file_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
@@ -78,6 +79,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_file_path(path: str | Path, option: str | None = None) -> None:
+    """An InputError unless a file can be written at ``path``: not a folder, and its nearest existing folder
+    writable (checked before work whose result goes there). ``option`` names the option in the message."""
+    target = Path(path)
+    named = f" ({option})" if option else ""
+    if target.is_dir():
+        raise InputError(str(target), f"is a folder; expected a file path{named}")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(str(target), f"cannot be written: {folder} is not a folder{named}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(str(target), f"cannot be written: no permission to write in {folder}{named}")
 
 
 def check_token(value: str, what: str) -> None:

@@ -56,7 +56,12 @@ class Passage:
 
 @dataclass
 class TrainExample:
-    """One training query: the query alone, its instruction (None without one) and its passages."""
+    """One training query: the query alone, its instruction (None without one) and its passages.
+
+    ``instruction`` is kept as the row gives it (unstripped, possibly blank when the row is flagged);
+    ``has_instruction`` is the row's own flag (Promptriever's schema; read from a row without one: whether the
+    instruction is non-blank), None when not given.
+    """
 
     query_id: str
     query: str
@@ -64,6 +69,7 @@ class TrainExample:
     positives: list[Passage]
     negatives: list[Passage]
     instruction_negatives: list[Passage] = field(default_factory=list)
+    has_instruction: bool | None = None
 
 
 class TrainingRows(Sequence[TrainExample]):
@@ -164,10 +170,17 @@ def _parse_example(record: Mapping[str, Any], where: str, line_no: int) -> Train
         raise InputError(where, "missing 'query_id'", line_no)
     query_id = as_id(record["query_id"], "query_id", where, line_no)
     instruction = None
+    flag = record.get("has_instruction")
+    if flag is not None and not isinstance(flag, bool):
+        raise InputError(where, f"query {query_id!r}: 'has_instruction' must be true or false", line_no)
     if record.get("only_query") is not None:
         query = _text(record["only_query"], "only_query", query_id, where, line_no)
-        if record.get("has_instruction", True) and record.get("only_instruction"):
-            instruction = _text(record["only_instruction"], "only_instruction", query_id, where, line_no)
+        given = record.get("only_instruction")
+        if given is not None and not isinstance(given, str):
+            raise InputError(where, f"query {query_id!r}: 'only_instruction' must be a string", line_no)
+        # A flagged row keeps its instruction even when blank (the reference regularises it by the flag).
+        if given is not None and (flag or (flag is None and given.strip())):
+            instruction = given
     elif record.get("query") is not None:
         query = _text(record["query"], "query", query_id, where, line_no)
     else:
@@ -185,6 +198,7 @@ def _parse_example(record: Mapping[str, Any], where: str, line_no: int) -> Train
             *_passages(record, "d_inst_negatives", query_id, where, line_no),
             *_passages(record, "new_negatives", query_id, where, line_no),
         ],
+        has_instruction=bool(instruction and instruction.strip()) if flag is None else flag,
     )
 
 
@@ -233,12 +247,13 @@ def _passages(record: Mapping[str, Any], key: str, query_id: str, where: str, li
 def _record(example: TrainExample) -> dict[str, Any]:
     """The Promptriever-schema JSON object of one example."""
     instruction = example.instruction or ""
+    flag = example.has_instruction
     return {
         "query_id": example.query_id,
         "query": f"{example.query} {instruction}" if instruction else example.query,
         "only_query": example.query,
         "only_instruction": instruction,
-        "has_instruction": bool(instruction),
+        "has_instruction": bool(instruction.strip()) if flag is None else flag,
         "positive_passages": [_passage_record(p) for p in example.positives],
         "negative_passages": [_passage_record(p) for p in example.negatives],
         "new_negatives": [_passage_record(p) for p in example.instruction_negatives],

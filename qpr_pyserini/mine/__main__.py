@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from qpr_pyserini.cli import add_encoder_options, run_cli
+from qpr_pyserini.io.runs import check_file_path
 from qpr_pyserini.io.training_data import read_training_data, write_training_data
 from qpr_pyserini.mine import __doc__ as DESCRIPTION
 from qpr_pyserini.mine import mine_negatives
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def action() -> str:
+        check_file_path(args.output, "--output")  # before the model and index are loaded
         examples = read_training_data(args.train_data)
         mined = mine_negatives(
             examples,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -345,7 +347,8 @@ def _load_backbone(config: EncoderConfig, model_path: str) -> PreTrainedModel:
     hf_logging.disable_progress_bar()  # transformers' per-load "Loading weights" bar is noise in our CLIs
     extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
     try:
-        backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
+        with _no_gguf_bar() if config.gguf_file else nullcontext():
+            backbone = AutoModel.from_pretrained(model_path, dtype=TORCH_DTYPES[config.dtype], **extra)
     except (OSError, ValueError) as err:
         raise InputError(
             f"model {config.model!r}", f"cannot load it ({model_path}): {str(err).splitlines()[0]}"
@@ -353,6 +356,20 @@ def _load_backbone(config: EncoderConfig, model_path: str) -> PreTrainedModel:
     if config.lora:
         backbone = _apply_lora(backbone, resolve_model_path(config.lora), config.merge_lora)
     return backbone.eval()
+
+
+@contextmanager
+def _no_gguf_bar() -> Iterator[None]:
+    """Silence the "Converting and de-quantizing GGUF tensors" bar of transformers' GGUF loader, which
+    disable_progress_bar does not reach (it calls tqdm itself), for one load."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    bar = gguf.tqdm
+    gguf.tqdm = partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf.tqdm = bar
 
 
 def _load_backbone_config(config: EncoderConfig, model_path: str) -> PretrainedConfig:
@@ -378,5 +395,15 @@ def _apply_lora(backbone: PreTrainedModel, adapter: str, merge: bool) -> PreTrai
 
     if _looks_local(adapter) and not Path(adapter).exists():
         raise InputError(adapter, "LoRA adapter folder does not exist")
-    model = PeftModel.from_pretrained(backbone, adapter)
+    with peft_quietly():
+        model = PeftModel.from_pretrained(backbone, adapter)
     return model.merge_and_unload() if merge else model
+
+
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Wrapping a model with peft: its read of transformers' deprecated ``is_gradient_checkpointing`` warns
+    (FutureWarning) on every run, which is not the user's to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield

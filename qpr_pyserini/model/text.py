@@ -56,7 +56,8 @@ class TextPipeline:
     def load(cls, config: EncoderConfig) -> TextPipeline:
         """The pipeline of ``config`` with its tokenizer (from ``tokenizer`` if set, else from ``model``)."""
         path = resolve_model_path(config.tokenizer or config.model)
-        extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+        # A GGUF file holds the tokenizer of the model it ships; a saved tokenizer folder is read as it is.
+        extra = {"gguf_file": config.gguf_file} if config.gguf_file and not config.tokenizer else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **extra)
         except (OSError, ValueError) as err:
@@ -64,16 +65,26 @@ class TextPipeline:
         return cls(config, tokenizer)
 
     def format_queries(
-        self, queries: Sequence[str], instructions: Sequence[str | None] | None = None
+        self, queries: Sequence[str], instructions: Sequence[str | None] | None = None, raw: bool = False
     ) -> list[FormattedQuery]:
-        """Queries (with their instructions, if any) as encoder inputs with the query's character span."""
+        """Queries (with their instructions, if any) as encoder inputs with the query's character span
+        (``raw``: instructions unstripped, see ``InstructionTemplate.format``)."""
         instructions = instructions if instructions is not None else [None] * len(queries)
-        return [self.template.format(q, i) for q, i in zip(queries, instructions, strict=True)]
+        return [self.template.format(q, i, raw) for q, i in zip(queries, instructions, strict=True)]
 
     def format_passages(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[str]:
-        """Passages as encoder inputs: the passage prefix, then ``title<separator>text`` (or the text)."""
+        """Passages as encoder inputs: the passage prefix, then ``title<separator>text`` (or the text).
+
+        ``passage_format`` "tevatron" forms them as Tevatron's (and the QPR reference's) ``format_passage``:
+        ``f"{prefix} {title.strip()} {text.strip()}".strip()``.
+        """
         titles = titles if titles is not None else [""] * len(texts)
-        sep = self.config.title_separator
+        sep, prefix = self.config.title_separator, self.config.passage_prefix
+        if self.config.passage_format == "tevatron":
+            return [
+                f"{prefix} {title.strip()} {text.strip()}".strip()
+                for title, text in zip(titles, texts, strict=True)
+            ]
         return [
             self.config.passage_prefix + (f"{title}{sep}{text}" if title else text)
             for title, text in zip(titles, texts, strict=True)

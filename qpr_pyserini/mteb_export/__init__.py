@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qpr_pyserini.io._read import HUB_ID
-from qpr_pyserini.io.benchmark_data import FOLLOWIR_SETS, followir_set
+from qpr_pyserini.io.benchmark_data import FOLLOWIR_SETS, SUITES, followir_set
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.runs import atomic_output
 
@@ -107,35 +107,101 @@ def task_scores(record: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def check_model_name(name: str) -> None:
+    """``--model-name`` must be a hub id, ``org/name``."""
+    if not HUB_ID.fullmatch(name):
+        raise InputError("--model-name", f"must be org/name as on the hub, got {name!r}")
+
+
+def read_scores(path: str | Path) -> dict[str, Any]:
+    """A benchmark ``scores.json`` (written by ``python -m qpr_pyserini.benchmark``), checked."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), f"not JSON ({exc.msg})", exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"not UTF-8 text ({exc.reason})") from None
+    check_scores(record, str(path))
+    return record
+
+
+def check_scores(record: Any, where: str) -> None:
+    """An InputError naming ``where`` unless ``record`` has the fields of a benchmark scores record that the
+    export and the plot read."""
+    problem = _scores_problem(record)
+    if problem:
+        raise InputError(where, f"not a benchmark scores.json ({problem})")
+
+
+def _scores_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    absent = [key for key in ("suite", "dataset", "encoder", "main", "measures") if key not in record]
+    if absent:
+        return f"no {', '.join(repr(key) for key in absent)}"
+    if record["suite"] not in SUITES or not isinstance(record["dataset"], str):
+        return f"'suite' must be one of {', '.join(SUITES)} and 'dataset' a name"
+    if not isinstance(record["encoder"], dict) or not isinstance(record["main"], dict):
+        return "'encoder' and 'main' must be objects"
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in record["main"].values()):
+        return "'main' must map measures to numbers"
+    wanted = ("all", "og", "changed") if record["suite"] == "followir" else ("all",)
+    measures = record["measures"]
+    if not isinstance(measures, dict) or not all(isinstance(measures.get(k), dict) for k in wanted):
+        return f"'measures' must hold {', '.join(repr(k) for k in wanted)} objects"
+    main = {"followir": "p-MRR", "instructir": "Robustness@10", "beir": None}[record["suite"]]
+    if main is not None and main not in record["main"]:
+        return f"a {record['suite']} record needs {main!r} in 'main'"
+    if record["suite"] == "beir" and "nDCG@10" not in measures["all"]:
+        return "a beir record needs 'nDCG@10' in 'measures.all'"
+    return None
+
+
 def export_results(
     records: Sequence[Mapping[str, Any]],
     folder: str | Path,
     name: str | None = None,
     revision: str | None = None,
+    sources: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Write one task file per record and ``model_meta.json`` under ``folder``; returns the task files.
+    """Write one task file per task (each split of it one ``scores`` entry) and ``model_meta.json`` under
+    ``folder``; returns the task files. ``sources`` names the records in errors (default: record 1, 2, ...).
 
-    All records must come from the same encoder (one model folder).
+    All records must come from the same encoder (one model folder); two records of one task and split are an
+    InputError (the second would replace the first).
     """
     if not records:
         raise InputError("records", "no benchmark scores to export")
+    sources = list(sources or (f"record {n}" for n in range(1, len(records) + 1)))
+    for record, source in zip(records, sources, strict=True):
+        check_scores(record, source)
     encoders = {json.dumps(r["encoder"], sort_keys=True) for r in records}
     if len(encoders) > 1:
         raise InputError("records", "scores of different encoders: export each model on its own")
     name = name or model_name(records[0]["encoder"])
-    if not HUB_ID.fullmatch(name):
-        raise InputError("--model-name", f"must be org/name as on the hub, got {name!r}")
+    check_model_name(name)
     model_dir = Path(folder) / name.replace("/", "__").replace(" ", "_") / (revision or NO_REVISION)
+    by_task: dict[str, dict[str, tuple[str, Mapping[str, Any]]]] = {}
+    for record, source in zip(records, sources, strict=True):
+        task, split = task_name(record["suite"], record["dataset"]), str(record.get("split", "test"))
+        splits = by_task.setdefault(task, {})
+        if split in splits:
+            raise InputError(
+                source,
+                f"holds task {task} ({split} split) as {splits[split][0]} does: one would replace the other "
+                "in the export; give one scores file per task",
+            )
+        splits[split] = (source, record)
     written = []
-    for record in records:
-        task = task_name(record["suite"], record["dataset"])
-        dataset_revision = MTEB_TASKS.get(task, (LOCAL_REVISION, ""))[0]
+    for task, splits in by_task.items():
+        times = [record.get("evaluation_time") for _, record in splits.values()]
         result = {
-            "dataset_revision": dataset_revision,
+            "dataset_revision": MTEB_TASKS.get(task, (LOCAL_REVISION, ""))[0],
             "task_name": task,
             "mteb_version": _mteb_version(),
-            "scores": {record.get("split", "test"): [task_scores(record)]},
-            "evaluation_time": record.get("evaluation_time"),
+            "scores": {split: [task_scores(record)] for split, (_, record) in splits.items()},
+            "evaluation_time": None if None in times else sum(times),
             "kg_co2_emissions": None,
         }
         path = model_dir / f"{task}.json"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from qpr_pyserini.cli import run_cli
-from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.mteb_export import NO_REVISION, export_results
+from qpr_pyserini.mteb_export import NO_REVISION, export_results, read_scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def action() -> str:
-        records = []
-        for path in args.scores:
-            try:
-                records.append(json.loads(path.read_text()))
-            except json.JSONDecodeError as exc:
-                raise InputError(str(path), f"not JSON ({exc.msg})", exc.lineno) from None
-        written = export_results(records, args.output, args.model_name, args.model_revision)
+        records = [read_scores(path) for path in args.scores]
+        sources = [str(path) for path in args.scores]
+        written = export_results(records, args.output, args.model_name, args.model_revision, sources)
         return "\n".join(f"wrote {path}" for path in written)
 
     return run_cli(action)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qpr_pyserini.encode.corpus_index import encode_or_reuse
 from qpr_pyserini.eval.metrics import evaluate, pmrr
+from qpr_pyserini.io.corpus import corpus_fingerprint
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
@@ -40,6 +41,13 @@ def default_data() -> Path:
     return Path(os.environ.get("QPR_SHARED_DATA", "../shared/data"))
 
 
+def _index_for(corpus: Path, out: Path, model: DenseEncoder, batch_size: int) -> Path:
+    """The index of ``corpus`` under ``out``, named by its content: SciFact-stance's corpus is SciFact's, so both
+    settings search one index, encoded once."""
+    folder = out / f"index-{corpus_fingerprint(corpus)[:12]}"
+    return encode_or_reuse(corpus, folder, model=model, replace=True, batch_size=batch_size)
+
+
 def run(
     data: Path, out: Path, encoder: str, batch_size: int, hits: int, device: str, backend: str = "torch"
 ) -> dict[str, dict[str, float]]:
@@ -53,18 +61,14 @@ def run(
     runs = out / "runs"
     scores: dict[str, dict[str, float]] = {}
 
-    index = encode_or_reuse(
-        scifact / "corpus.jsonl", out / "index-scifact", model=model, replace=True, batch_size=batch_size
-    )
+    index = _index_for(scifact / "corpus.jsonl", out, model, batch_size)
     qrels = read_qrels(scifact / "qrels" / "test.tsv")
     topics = [t for t in read_topics(scifact / "queries.jsonl") if t.qid in qrels]
     run_path = runs / "scifact-test.trec"
     search_topics(index, topics, run_path, hits=hits, batch_size=batch_size, model=model, progress=False)
     scores["scifact-test"] = evaluate(qrels, read_run(run_path), ["nDCG@10", "R@100", "RR@10"])
 
-    index = encode_or_reuse(
-        stance / "corpus.jsonl", out / "index-scifact-stance", model=model, replace=True, batch_size=batch_size
-    )
+    index = _index_for(stance / "corpus.jsonl", out, model, batch_size)
     topics = read_topics(stance / "queries.jsonl")
     stance_runs = {}
     for name, (field, qrels_file) in STANCE_SETTINGS.items():

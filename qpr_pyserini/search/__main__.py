@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         "folders, are searched as shards of one index, loaded one at a time",
     )
     parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="search some shards of a split (encode --shard-num N) without the others",
+    )
+    parser.add_argument(
         "--mmap", action="store_true", help="map flat vectors from disk instead of reading them into memory"
     )
     parser.add_argument("--ef-search", type=int, help="HNSW indexes: search depth (default: the stored one)")
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             ef_search=args.ef_search,
             nprobe=args.nprobe,
             backend=args.backend,
+            allow_partial=args.allow_partial,
         )
         return f"wrote {lines} lines to {args.output}"
 

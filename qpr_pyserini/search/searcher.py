@@ -11,6 +11,7 @@ The Python entry point is :func:`search_topics` (also ``qpr_pyserini.search_topi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from qpr_pyserini.index.ann import set_search_parameters
 from qpr_pyserini.index.store import DenseIndex
 from qpr_pyserini.io.candidates import read_candidates
 from qpr_pyserini.io.errors import InputError, check_positive
-from qpr_pyserini.io.runs import check_token, write_run
+from qpr_pyserini.io.runs import check_file_path, check_token, write_run
 from qpr_pyserini.io.topics import Topic, instruction_of, read_topics
 from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.search.query_encoder import (
@@ -34,6 +35,8 @@ from qpr_pyserini.search.query_encoder import (
     refuse_with_model,
 )
 from qpr_pyserini.search.shards import Hits, IndexArgument, open_index
+
+log = logging.getLogger(__name__)
 
 BATCHES_PER_ENCODE = 8  # query batches encoded per call of embed_queries (see encode_topics)
 
@@ -85,6 +88,23 @@ def check_candidates(
                 )
 
 
+def _check_candidate_qids(pool: dict[str, list[str]], topics: Sequence[Topic], source: str) -> None:
+    """Candidates for none of the topics would write an empty run: an InputError; for only some, a warning
+    (the others get no results)."""
+    without = [t.qid for t in topics if not pool.get(t.qid)]
+    if len(without) == len(topics):
+        first = f" (its first: {next(iter(pool))!r}; the topics' first: {topics[0].qid!r})" if pool else ""
+        raise InputError(source, f"has candidates for none of the {len(topics)} topics' query ids{first}")
+    if without:
+        log.warning(
+            "%s: %d of %d topics have no candidates and get no results (first: %s)",
+            source,
+            len(without),
+            len(topics),
+            without[0],
+        )
+
+
 def encode_topics(
     model: DenseEncoder,
     topics: Sequence[Topic],
@@ -132,13 +152,15 @@ def search_topics(
     ef_search: int | None = None,
     nprobe: int | None = None,
     backend: str = "torch",
+    allow_partial: bool = False,
 ) -> int:
     """Search ``topics`` (a file, ``irds:`` id, or Topic list) and write a TREC run; returns the line count.
 
     ``index`` is an index folder, a loaded index, or shards: several folders, or one folder whose subfolders
     are indexes (searched one at a time, as one index; see :mod:`qpr_pyserini.search.shards`). ``mmap`` maps the
     vectors from disk instead of reading them (for an index larger than RAM). ``ef_search`` / ``nprobe``
-    override an HNSW / IVF index's stored search settings.
+    override an HNSW / IVF index's stored search settings. Some shards of a split (``encode --shard-num``)
+    without the rest are refused unless ``allow_partial``.
     The query encoder is ``model`` if given (then ``encoder`` must be None), else ``encoder`` (a preset,
     folder or configuration), else the one the index records; ``template`` overrides its template in every
     case; ``backend`` (see qpr_pyserini.model.backends) applies to a model loaded here. ``threads`` sets faiss's OpenMP threads for the search only (None: leave faiss's setting).
@@ -146,8 +168,7 @@ def search_topics(
     """
     check_positive(hits=hits, batch_size=batch_size, threads=threads, ef_search=ef_search, nprobe=nprobe)
     check_token(tag, "tag")
-    if Path(output).is_dir():
-        raise InputError(str(output), "is a folder, expected a run file path")
+    check_file_path(output, "--output")
     if model is not None:
         refuse_with_model(encoder=encoder)
 
@@ -156,7 +177,7 @@ def search_topics(
         if faiss_device != "cpu":
             loaded.faiss_index = _to_gpu(loaded.faiss_index, faiss_device)
 
-    dense = open_index(index, mmap=mmap, prepare=prepare)
+    dense = open_index(index, mmap=mmap, prepare=prepare, allow_partial=allow_partial)
     count = dense.faiss_index.ntotal if isinstance(dense, DenseIndex) else dense.documents
     if count == 0:
         raise InputError(str(dense.path), "index holds no vectors")
@@ -167,6 +188,7 @@ def search_topics(
     pool = read_candidates(candidates) if candidates is not None else None
     if pool is not None:
         check_candidates(dense, pool, topic_list, str(candidates))
+        _check_candidate_qids(pool, topic_list, str(candidates))
     query_model = query_encoder_for(dense, encoder, template, device, model, backend)
     if not force:
         check_compatible(dense, query_model.config, query_model.dimension)

@@ -2,7 +2,8 @@
 
 ``python -m qpr_pyserini.search --index SHARD0 SHARD1 ...``, or ``--index FOLDER`` whose subfolders are index
 folders (taken in natural name order: shard2 before shard10). The shards' records must agree (encoder,
-dimension), as ``python -m qpr_pyserini.index merge`` requires.
+dimension), hold no doc id twice, and be every shard of their split (``--allow-partial`` takes a subset), as
+``python -m qpr_pyserini.index merge`` requires.
 
 Memory: shards are loaded **one at a time** (memory-mapped with ``--mmap``), each searched for all queries at
 once, so the peak is one shard plus the running results (queries x hits).
@@ -30,7 +31,7 @@ import faiss
 import numpy as np
 
 from qpr_pyserini.config import EncoderConfig
-from qpr_pyserini.index.merge import check_shards_agree
+from qpr_pyserini.index.merge import check_complete, check_shards_agree
 from qpr_pyserini.index.record import INDEX_RECORD, encoder_config, read_index_record
 from qpr_pyserini.index.store import DOCID_FILE, INDEX_FILE, DenseIndex, load_index, read_docids
 from qpr_pyserini.io.errors import InputError
@@ -57,19 +58,25 @@ def index_folders(index: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def open_index(
-    index: IndexArgument, *, mmap: bool = False, prepare: Callable[[DenseIndex], None] | None = None
+    index: IndexArgument,
+    *,
+    mmap: bool = False,
+    prepare: Callable[[DenseIndex], None] | None = None,
+    allow_partial: bool = False,
 ) -> DenseIndex | ShardedIndex:
     """One index (loaded, memory-mapped if ``mmap``), or shards to be loaded one at a time.
 
     ``prepare`` is applied to every loaded index before it is searched (search settings, a GPU copy).
+    A shard (``encode --shard-num N``) without the others is refused unless ``allow_partial``.
     """
     if isinstance(index, DenseIndex):
         dense = index
     else:
         folders = index_folders(index)
         if len(folders) > 1:
-            return ShardedIndex(folders, mmap=mmap, prepare=prepare)
+            return ShardedIndex(folders, mmap=mmap, prepare=prepare, allow_partial=allow_partial)
         dense = load_index(folders[0], mmap=mmap)
+        check_complete([(dense.path, dense.record)], allow_partial=allow_partial)
     if prepare is not None:
         prepare(dense)
     return dense
@@ -84,6 +91,7 @@ class ShardedIndex:
         *,
         mmap: bool = False,
         prepare: Callable[[DenseIndex], None] | None = None,
+        allow_partial: bool = False,
     ) -> None:
         for folder in folders:
             if not all((folder / name).is_file() for name in (INDEX_FILE, DOCID_FILE)):
@@ -94,6 +102,8 @@ class ShardedIndex:
         self.records = [read_index_record(folder) for folder in self.folders]
         dimensions = [None if r is None else r.get("dimension") for r in self.records]
         check_shards_agree(list(zip(self.folders, self.records, dimensions, strict=True)))
+        check_complete(list(zip(self.folders, self.records, strict=True)), allow_partial=allow_partial)
+        self._location = self._locate()  # reads every docid file: no doc id may be in two shards
         parents = {folder.parent for folder in self.folders}
         self.path = parents.pop() if len(parents) == 1 else self.folders[0]
 
@@ -170,13 +180,19 @@ class ShardedIndex:
             del shard
         return DenseIndex(self.path, gathered, names, self.records[0])
 
-    @cached_property
-    def _location(self) -> dict[str, int]:
-        """Doc id -> the shard holding it (read from the docid files only)."""
+    def _locate(self) -> dict[str, int]:
+        """Doc id -> the shard holding it (read from the docid files only); an InputError if one holds it twice
+        (two copies of a shard, or a shard and a copy of it)."""
         location: dict[str, int] = {}
         for number, folder in enumerate(self.folders):
             for docid in read_docids(folder):
-                location.setdefault(docid, number)
+                first = location.setdefault(docid, number)
+                if first != number:
+                    raise InputError(
+                        str(folder),
+                        f"holds doc id {docid!r}, as {self.folders[first]} does: shards must not overlap "
+                        "(two copies of one shard?)",
+                    )
         return location
 
 

@@ -23,11 +23,11 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qpr_pyserini.index import DenseIndex, load_index, set_search_parameters
+from qpr_pyserini.index import DenseIndex, set_search_parameters
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.model import DenseEncoder
 from qpr_pyserini.search import check_compatible, query_encoder_for, retrieve
-from qpr_pyserini.search.shards import Hits, ShardedIndex, index_folders
+from qpr_pyserini.search.shards import Hits, ShardedIndex, index_folders, open_index
 from qpr_pyserini.serve.batching import MicroBatcher, length_passes
 from qpr_pyserini.serve.documents import Documents
 from qpr_pyserini.serve.errors import ApiError
@@ -266,10 +266,10 @@ def _open(spec: IndexSpec, mmap: bool) -> DenseIndex | ResidentShards:
     folders = index_folders(list(spec.paths))
     if len(folders) > 1:
         return ResidentShards(folders, mmap=mmap, prepare=prepare)
-    dense = load_index(folders[0], mmap=mmap)
+    dense = open_index(folders[0], mmap=mmap, prepare=prepare)
+    assert isinstance(dense, DenseIndex)
     if dense.faiss_index.ntotal == 0:
         raise InputError(str(dense.path), "index holds no vectors")
-    prepare(dense)
     return dense
 
 

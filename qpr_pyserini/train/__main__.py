@@ -2,7 +2,10 @@
 
 Multi-process: torchrun --nproc-per-node N -m qpr_pyserini.train CONFIG.yaml (DDP; gloo on CPU).
 
-A config file supplies any of the options below as keys; options on the command line override it.
+A config file (``CONFIG.yaml`` first, or ``--config NAME|FILE``) supplies any of the options below as keys;
+options on the command line override it. ``--config qpr-reference`` is the QPR reference's whole run (the
+authors' README command: Llama-3.2-1B, LoRA r16, bf16, global batch 128, ...); ``--print-config`` prints the
+fully resolved settings as JSON and exits without loading anything.
 Key options: --encoder (preset, encoder folder or model folder to start from), --train-data (Tevatron or
 Promptriever JSONL, a save_to_disk folder or a hub id), --output-dir, --group-size, --temperature, --lora,
 --qpr-weight (lambda; 0 trains plain InfoNCE, as Promptriever), --qpr-preset reference (the authors'
@@ -20,6 +23,7 @@ python -m qpr_pyserini.encode / python -m qpr_pyserini.search.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -33,7 +37,14 @@ from qpr_pyserini.index.store import load_index
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.training_data import Passage, TrainExample, read_training_data
 from qpr_pyserini.model.encoder import DenseEncoder
-from qpr_pyserini.train.arguments import ArgumentParser, Arguments, TrainingArguments, parse_arguments
+from qpr_pyserini.train.arguments import (
+    ArgumentParser,
+    Arguments,
+    TrainingArguments,
+    parse_arguments,
+    resolved_settings,
+    split_config_options,
+)
 from qpr_pyserini.train.data import GroupSampler
 from qpr_pyserini.train.distributed import rank
 from qpr_pyserini.train.model import InstructionRetrieverModel, load_trainable_encoder
@@ -48,6 +59,7 @@ def build_trainer(arguments: Arguments) -> QPRTrainer:
     if qpr_args.qpr_preset == "reference":
         check_reference_encoder(encoder)
     qpr = qpr_args.to_config(causal=encoder.is_causal)
+    score_dtype = encoder.backbone.dtype if train_args.score_dtype == "model" else None
     examples = read_training_data(data_args.train_data, split=data_args.train_split, limit=data_args.limit)
     if not examples:
         raise InputError(data_args.train_data, "no training rows")
@@ -63,7 +75,9 @@ def build_trainer(arguments: Arguments) -> QPRTrainer:
         if missing is not None:
             raise InputError(train_args.index, f"training passage {missing.docid!r} is not in the index")
         passage_encoder = index.record["encoder"] if index.record else None
-    model = InstructionRetrieverModel(encoder, qpr=qpr, temperature=train_args.temperature)
+    model = InstructionRetrieverModel(
+        encoder, qpr=qpr, temperature=train_args.temperature, score_dtype=score_dtype
+    )
     dataset = GroupSampler(
         examples,
         group_size=data_args.group_size,
@@ -75,7 +89,12 @@ def build_trainer(arguments: Arguments) -> QPRTrainer:
         args=train_args,
         train_dataset=dataset,
         data_collator=GroupCollator(
-            encoder.text, originals=qpr.enabled, index=index, span_mark=qpr.span_mark
+            encoder.text,
+            originals=qpr.enabled,
+            index=index,
+            span_mark=qpr.span_mark,
+            raw_instructions=data_args.instruction_text == "raw",
+            rows_by_flag=qpr_args.qpr_rows == "flag",
         ),
         passage_encoder=passage_encoder,
     )
@@ -145,13 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = ArgumentParser(
         prog="python -m qpr_pyserini.train",
-        usage="%(prog)s [CONFIG.json|CONFIG.yaml] [--option value ...]",
+        usage="%(prog)s [CONFIG.json|CONFIG.yaml] [--config NAME|FILE] [--print-config] [--option value ...]",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
+    argv = sys.argv[1:] if argv is None else argv
+
     def action() -> str | None:
-        output = train(parse_arguments(sys.argv[1:] if argv is None else argv, parser))
+        arguments = parse_arguments(argv, parser)
+        if split_config_options(argv)[1]:
+            return json.dumps(resolved_settings(arguments), indent=2, default=str)
+        output = train(arguments)
         return (
             f"saved the trained encoder to {output} (use it as --encoder {output})" if rank() == 0 else None
         )

@@ -17,25 +17,31 @@ devices when training distributed, see ``qpr_pyserini.train.distributed``):
   mean, "cross-entropy" -sum p_orig log p_qc (the reference's form: forward KL plus the teacher's entropy,
   the same gradient when the teacher is stopped). ``stop_gradient`` computes the whole teacher (the original
   query *and* the passages it is scored against) without gradient.
+- ``teacher_passages`` (optional) are the passages the teacher scores: the reference re-encodes them in
+  a second pass (its own dropout draw); without them the teacher scores ``passages`` (detached).
 - ``LossOutput.regularizer`` is the *unweighted* term (for logging);
-  ``loss = contrastive + weight * regularizer``.
+  ``loss = contrastive + weight * regularizer``. ``LossOutput.statistics`` (detached, for the training log)
+  holds the cross-entropy -sum p_orig log p_qc whatever the direction, ln(K) for K candidates (its value
+  when both distributions are uniform) and the two entropies.
 
 Embeddings are used as given: L2-normalise them in the encoder if the model calls for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.io.errors import InputError, check_finite
 
 DIRECTIONS = ("forward", "reverse", "symmetric", "cross-entropy")
 CANDIDATES = ("batch", "group")
 SPAN_POOLINGS = ("mean", "last")
+TEACHER_PASSAGES = ("shared", "reencode")
 
 
 def info_nce(queries: Tensor, passages: Tensor, targets: Tensor, temperature: float) -> Tensor:
@@ -60,33 +66,33 @@ def _candidate_logits(
     return torch.einsum("bd,bgd->bg", queries, groups) / temperature
 
 
-def qpr_regularizer(
+def qpr_distributions(
     original: Tensor,
     component: Tensor,
     passages: Tensor,
     *,
     temperature: float,
-    direction: str = "forward",
     stop_gradient: bool = True,
     group_size: int | None = None,
-    mask: Tensor | None = None,
-) -> Tensor:
-    """A divergence between the original query's (teacher) and the query component's (student) relevance
-    distributions over the candidates (see the module docstring for ``direction``).
+    teacher_passages: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Log-probabilities of the teacher (``original``) and the student (``component``) over the candidates.
 
     ``stop_gradient`` scores the teacher under ``torch.no_grad``: no gradient reaches ``original`` nor,
-    through the teacher, ``passages``. ``mask`` (bool [B]) keeps only the selected rows; with none selected
-    the result is a zero that keeps the autograd graph of ``component``.
+    through the teacher, ``passages`` (or ``teacher_passages``, the teacher's own passage embeddings).
     """
+    teacher_passages = passages if teacher_passages is None else teacher_passages
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_gradient):
+        logits = _candidate_logits(original, teacher_passages, temperature, group_size)
+        log_p_orig = F.log_softmax(logits, dim=-1)
+    log_p_qc = F.log_softmax(_candidate_logits(component, passages, temperature, group_size), dim=-1)
+    return log_p_orig, log_p_qc
+
+
+def divergence(log_p_orig: Tensor, log_p_qc: Tensor, direction: str) -> Tensor:
+    """The regularizer's divergence between two [rows, K] log-distributions, averaged over rows."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_gradient):
-        log_p_orig = F.log_softmax(_candidate_logits(original, passages, temperature, group_size), dim=-1)
-    log_p_qc = F.log_softmax(_candidate_logits(component, passages, temperature, group_size), dim=-1)
-    if mask is not None:
-        if not bool(mask.any()):
-            return component.sum() * 0
-        log_p_orig, log_p_qc = log_p_orig[mask], log_p_qc[mask]
     if direction == "cross-entropy":
         return -(log_p_orig.exp() * log_p_qc).sum(-1).mean()
     # kl_div(input=log q, target=log p) = KL(p || q), averaged over rows.
@@ -99,13 +105,63 @@ def qpr_regularizer(
     return (forward + reverse) / 2
 
 
+def distribution_statistics(log_p_orig: Tensor, log_p_qc: Tensor) -> dict[str, Tensor]:
+    """Detached means over rows: cross-entropy -sum t log s, ln(K), teacher and student entropies."""
+    with torch.no_grad():
+        log_t, log_s = log_p_orig.float(), log_p_qc.float()
+        return {
+            "qpr_cross_entropy": -(log_t.exp() * log_s).sum(-1).mean(),
+            "qpr_uniform": torch.tensor(math.log(log_t.shape[-1]), device=log_t.device),
+            "qpr_teacher_entropy": -(log_t.exp() * log_t).sum(-1).mean(),
+            "qpr_student_entropy": -(log_s.exp() * log_s).sum(-1).mean(),
+        }
+
+
+def qpr_regularizer(
+    original: Tensor,
+    component: Tensor,
+    passages: Tensor,
+    *,
+    temperature: float,
+    direction: str = "forward",
+    stop_gradient: bool = True,
+    group_size: int | None = None,
+    mask: Tensor | None = None,
+    teacher_passages: Tensor | None = None,
+) -> Tensor:
+    """A divergence between the original query's (teacher) and the query component's (student) relevance
+    distributions over the candidates (see the module docstring for ``direction``).
+
+    ``mask`` (bool [B]) keeps only the selected rows; with none selected the result is a zero that keeps the
+    autograd graph of ``component``. See :func:`qpr_distributions` for the other arguments.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    log_p_orig, log_p_qc = qpr_distributions(
+        original,
+        component,
+        passages,
+        temperature=temperature,
+        stop_gradient=stop_gradient,
+        group_size=group_size,
+        teacher_passages=teacher_passages,
+    )
+    if mask is not None:
+        if not bool(mask.any()):
+            return component.sum() * 0
+        log_p_orig, log_p_qc = log_p_orig[mask], log_p_qc[mask]
+    return divergence(log_p_orig, log_p_qc, direction)
+
+
 @dataclass
 class QPRConfig:
     """Options of the query-preserving regularizer; ``weight`` 0 disables it.
 
     ``span_pooling`` pools the query component over the query's tokens inside the augmented input;
     ``span_mark`` counts Promptriever's ``{?}`` mark as part of the query (the reference's student is the last
-    token of ``"query:  {q}{?}"``). Each field is the command-line option ``--qpr_<field>``.
+    token of ``"query:  {q}{?}"``). ``teacher_passages``: ``shared`` scores the teacher against the
+    student's passage embeddings (detached), ``reencode`` against a second passage pass without gradient
+    (the reference's; its own dropout draw). Each field is the command-line option ``--qpr_<field>``.
     """
 
     weight: float = 0.0
@@ -115,15 +171,18 @@ class QPRConfig:
     candidates: str = "batch"
     span_pooling: str = "mean"
     span_mark: bool = False
+    teacher_passages: str = "shared"
 
     def __post_init__(self) -> None:
         for name, value, choices in (
             ("direction", self.direction, DIRECTIONS),
+            ("teacher_passages", self.teacher_passages, TEACHER_PASSAGES),
             ("candidates", self.candidates, CANDIDATES),
             ("span_pooling", self.span_pooling, SPAN_POOLINGS),
         ):
             if value not in choices:
                 raise InputError(f"--qpr_{name}", f"must be one of {', '.join(choices)}, got {value!r}")
+        check_finite(qpr_weight=self.weight, qpr_temperature=self.temperature)
         if self.weight < 0:
             raise InputError("--qpr-weight", f"must be >= 0, got {self.weight}")
         if self.temperature is not None and self.temperature <= 0:
@@ -137,11 +196,13 @@ class QPRConfig:
 
 @dataclass
 class LossOutput:
-    """Total loss and its parts; ``regularizer`` is unweighted."""
+    """Total loss and its parts; ``regularizer`` is unweighted; ``statistics`` the regularizer's
+    distributions (see :func:`distribution_statistics`), empty when it is off or has no row."""
 
     loss: Tensor
     contrastive: Tensor
     regularizer: Tensor
+    statistics: dict[str, Tensor] = field(default_factory=dict)
 
 
 def contrastive_qpr_loss(
@@ -155,27 +216,36 @@ def contrastive_qpr_loss(
     original: Tensor | None = None,
     component: Tensor | None = None,
     has_instruction: Tensor | None = None,
+    teacher_passages: Tensor | None = None,
 ) -> LossOutput:
     """``info_nce(aug) + qpr.weight * qpr_regularizer(original, component)`` over rows with an instruction.
 
     ``original`` and ``component`` are required when the regularizer is enabled; ``has_instruction`` None
-    means every row has one.
+    means every row has one; ``teacher_passages`` the teacher's own passage embeddings (default: ``passages``).
     """
     contrastive = info_nce(aug, passages, targets, temperature)
     if not qpr.enabled:
         return LossOutput(loss=contrastive, contrastive=contrastive, regularizer=contrastive.new_zeros(()))
     if original is None or component is None:
         raise ValueError("QPR weight > 0 needs the original and query-component embeddings")
-    regularizer = qpr_regularizer(
+    log_p_orig, log_p_qc = qpr_distributions(
         original,
         component,
         passages,
         temperature=qpr.temperature if qpr.temperature is not None else temperature,
-        direction=qpr.direction,
         stop_gradient=qpr.stop_gradient,
         group_size=group_size if qpr.candidates == "group" else None,
-        mask=has_instruction,
+        teacher_passages=teacher_passages,
     )
+    if has_instruction is not None:
+        if not bool(has_instruction.any()):
+            zero = component.sum() * 0
+            return LossOutput(loss=contrastive + zero, contrastive=contrastive, regularizer=zero)
+        log_p_orig, log_p_qc = log_p_orig[has_instruction], log_p_qc[has_instruction]
+    regularizer = divergence(log_p_orig, log_p_qc, qpr.direction)
     return LossOutput(
-        loss=contrastive + qpr.weight * regularizer, contrastive=contrastive, regularizer=regularizer
+        loss=contrastive + qpr.weight * regularizer,
+        contrastive=contrastive,
+        regularizer=regularizer,
+        statistics=distribution_statistics(log_p_orig, log_p_qc),
     )

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from qpr_pyserini.io.errors import InputError
-from qpr_pyserini.model.encoder import Batch, DenseEncoder, pool
+from qpr_pyserini.model.encoder import Batch, DenseEncoder, peft_quietly, pool
 from qpr_pyserini.train.arguments import ModelArguments
 from qpr_pyserini.train.distributed import gather_with_grad, global_targets
 from qpr_pyserini.train.loss import LossOutput, QPRConfig, contrastive_qpr_loss
@@ -32,36 +33,68 @@ ENCODER_LORA_TARGETS = ("query", "key", "value", "dense")
 
 
 class InstructionRetrieverModel(torch.nn.Module):
-    """Owns the encoder and the loss: ``forward`` returns the (global) LossOutput of one local batch."""
+    """Owns the encoder and the loss: ``forward`` returns the (global) LossOutput of one local batch.
 
-    def __init__(self, encoder: DenseEncoder, *, qpr: QPRConfig, temperature: float) -> None:
+    ``score_dtype`` None casts pooled states to float32 before normalising and scoring (the encoder's own
+    inference precision); a dtype (e.g. the backbone's bfloat16) normalises and scores in it, as the QPR
+    reference does with its bf16 model.
+    """
+
+    def __init__(
+        self,
+        encoder: DenseEncoder,
+        *,
+        qpr: QPRConfig,
+        temperature: float,
+        score_dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.qpr = qpr
         self.temperature = temperature
+        self.score_dtype = score_dtype
+
+    def finish(self, pooled: Tensor) -> Tensor:
+        """Pooled states -> embeddings in the scoring precision (normalised when the encoder normalises)."""
+        if self.score_dtype is None:
+            return self.encoder.finish(pooled)
+        pooled = pooled.to(self.score_dtype)
+        return F.normalize(pooled, dim=-1) if self.encoder.config.normalize else pooled
+
+    def embed(self, batch: Batch) -> Tensor:
+        """The encoder's pooled embeddings of a token batch, in the scoring precision."""
+        hidden = self.encoder.hidden_states(batch)
+        return self.finish(pool(hidden, batch.attention_mask, self.encoder.config.pooling))
 
     def encode_queries(self, queries: Batch) -> tuple[Tensor, Tensor | None]:
         """e_aug, and e_qc when the regularizer is on, pooled from one pass over the augmented queries."""
         hidden = self.encoder.hidden_states(queries)
-        aug = self.encoder.finish(pool(hidden, queries.attention_mask, self.encoder.config.pooling))
+        aug = self.finish(pool(hidden, queries.attention_mask, self.encoder.config.pooling))
         if not self.qpr.enabled:
             return aug, None
         if queries.span_mask is None:
             raise ValueError("the regularizer needs the query span masks (tokenize with spans)")
-        return aug, self.encoder.finish(pool(hidden, queries.span_mask, self.qpr.span_pooling))
+        return aug, self.finish(pool(hidden, queries.span_mask, self.qpr.span_pooling))
 
     def encode_originals(self, originals: Batch) -> Tensor:
         """e_orig, the teacher: the plain queries' embeddings (no autograd when its gradient is stopped)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.qpr.stop_gradient):
-            return self.encoder(originals)
+            return self.embed(originals)
+
+    def encode_teacher_passages(self, passages: Batch) -> Tensor:
+        """The teacher's own passage embeddings (``teacher_passages`` reencode): a second pass, in the
+        model's current mode (dropout on while training), without autograd when the teacher is stopped."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.qpr.stop_gradient):
+            return self.embed(passages)
 
     def teacher(self, originals: Batch, rows: Tensor) -> Tensor:
         """e_orig of the rows the regularizer keeps (bool [B]), zeros in the others, which it leaves out.
 
         Only the kept rows are encoded, padded to their own width: rows without an instruction cost nothing.
         """
+        dtype = self.score_dtype or torch.float32
         embeddings = torch.zeros(
-            len(rows), self.encoder.dimension, device=originals.input_ids.device, dtype=torch.float32
+            len(rows), self.encoder.dimension, device=originals.input_ids.device, dtype=dtype
         )
         if not bool(rows.any()):
             return embeddings
@@ -85,7 +118,7 @@ class InstructionRetrieverModel(torch.nn.Module):
         queries = Batch(**query)
         aug, component = self.encode_queries(queries)
         if passage is not None:
-            passages = self.encoder(Batch(**passage))
+            passages = self.embed(Batch(**passage))
         elif passage_vectors is not None:
             passages = passage_vectors.to(aug.device, aug.dtype)
         else:
@@ -96,7 +129,7 @@ class InstructionRetrieverModel(torch.nn.Module):
             raise ValueError(f"{passages.shape[0]} passages do not form groups for {rows} queries")
         targets = torch.arange(rows, device=aug.device) * group
 
-        original_emb = None
+        original_emb = teacher_passages = None
         regularized = has_instruction.bool()
         if component is not None:
             if original is None:
@@ -105,6 +138,8 @@ class InstructionRetrieverModel(torch.nn.Module):
             regularized = regularized & queries.span_mask.bool().any(1)
             original_emb = gather_with_grad(self.teacher(Batch(**original), regularized))
             component = gather_with_grad(component)
+            if self.qpr.teacher_passages == "reencode" and passage is not None:
+                teacher_passages = gather_with_grad(self.encode_teacher_passages(Batch(**passage)))
         return contrastive_qpr_loss(
             gather_with_grad(aug),
             gather_with_grad(passages),
@@ -115,6 +150,7 @@ class InstructionRetrieverModel(torch.nn.Module):
             original=original_emb,
             component=component,
             has_instruction=gather_with_grad(regularized),
+            teacher_passages=teacher_passages,
         )
 
     def activation_checkpointing_enable(
@@ -187,7 +223,8 @@ def load_trainable_encoder(args: ModelArguments) -> DenseEncoder:
             lora_dropout=args.lora_dropout,
             target_modules=args.lora_target_modules or lora_targets(backbone),
         )
-        encoder.backbone = get_peft_model(backbone, config)
+        with peft_quietly():
+            encoder.backbone = get_peft_model(backbone, config)
     return encoder
 
 

@@ -62,6 +62,14 @@ def build_stance_training_rows(
     qrels = {v: read_qrels(stance_dir / f"qrels_{v}.tsv") for v in _JUDGED}
     judged, evidence = _judgements(topics, qrels)
     rows = _plan(topics, judged, evidence, variants)
+    if hard_negatives and not any(
+        key in hard_negatives for row in rows for key in (row.query_id, *row.claim_ids)
+    ):
+        raise InputError(
+            "--negatives",
+            f"none of its {len(hard_negatives)} query ids is a row id (<qid>-<variant>) or claim id of "
+            f"{stance_dir} (its first: {next(iter(hard_negatives))!r}; the first claim: {topics[0].qid!r})",
+        )
     excluded = _excluded(evidence)
     mined = {row.query_id: _mined(row, hard_negatives or {}, excluded[row.key[0]]) for row in rows}
     judged_ids = {d for row in rows for d in row.positives + row.instruction_negatives}

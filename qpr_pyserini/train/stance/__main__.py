@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qpr_pyserini.cli import run_cli
 from qpr_pyserini.io.candidates import read_candidates
+from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.io.training_data import write_training_data
 from qpr_pyserini.train.stance import DEFAULT_VARIANTS, VARIANTS, build_stance_training_rows
 
@@ -18,9 +19,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> None:
         negatives = read_candidates(args.negatives) if args.negatives else None
-        rows = build_stance_training_rows(
-            args.stance_dir, args.corpus, hard_negatives=negatives, variants=args.variants
-        )
+        try:
+            rows = build_stance_training_rows(
+                args.stance_dir, args.corpus, hard_negatives=negatives, variants=args.variants
+            )
+        except InputError as err:
+            if err.path != "--negatives":
+                raise
+            raise InputError(args.negatives, err.reason) from None
         count = write_training_data(args.output, rows)
         per_variant = {v: sum(row.query_id.endswith(f"-{v}") for row in rows) for v in args.variants}
         summary = ", ".join(f"{v} {n}" for v, n in per_variant.items())
