@@ -44,6 +44,7 @@ def test_two_ray_workers_give_the_one_shot_index(
     ]
     corpus = write_jsonl(tmp_path / "corpus.jsonl", rows)
     argv = ["--corpus", str(corpus), "--encoder", tiny_encoder.model, "--batch-size", "1", "--quiet"]
+    argv += ["--backend", "torch"]  # as encode_corpus below (the CLI's default is auto)
     assert encode_cli.main([*argv, "--index", str(tmp_path / "shards"), "--ray-workers", "2"]) == 0
     shards = sorted((tmp_path / "shards").iterdir())
     assert [s.name for s in shards] == ["shard-0-of-2", "shard-1-of-2"]

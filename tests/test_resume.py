@@ -87,6 +87,7 @@ def test_resume_rejects_other_settings_and_a_plain_run_discards_the_partial(
 ) -> None:
     assert run_driver(corpus, tmp_path / "idx", tiny_encoder, "1").returncode == -9
     argv = ["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--encoder", tiny_encoder.model]
+    argv += ["--backend", "torch"]  # the driver's (encode_corpus's default); the CLI's default is auto
     assert encode_cli.main([*argv, "--quiet", "--resume", "--batch-size", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot resume" in err[0] and "batch_size" in err[0], err
@@ -146,6 +147,7 @@ def test_resume_refuses_a_corpus_whose_encoded_part_changed(
     assert run_driver(corpus, tmp_path / "idx", tiny_encoder, "1").returncode == -9
     write_jsonl(corpus, [{"_id": f"e{i}", "title": "", "text": f"other {i}"} for i in range(50)])
     argv = ["--corpus", str(corpus), "--index", str(tmp_path / "idx"), "--encoder", tiny_encoder.model]
+    argv += ["--backend", "torch"]  # the driver's (encode_corpus's default); the CLI's default is auto
     assert encode_cli.main([*argv, "--quiet", "--resume", "--batch-size", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot resume" in err[0] and "first 16 documents" in err[0], err
