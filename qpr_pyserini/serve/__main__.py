@@ -64,16 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve a non-loopback --host without API keys (anyone who reaches it can search)",
     )
-    parser.add_argument("--template", help="instruction template for every index (default: the encoder's)")
-    parser.add_argument("--ef-search", type=int, help="HNSW indexes: search depth (default: the stored one)")
-    parser.add_argument("--nprobe", type=int, help="IVF indexes: lists searched (default: the stored one)")
+    parser.add_argument(
+        "--template",
+        help="instruction template for every --index (config entries name their own; default: the encoder's)",
+    )
+    parser.add_argument("--ef-search", type=int, help="HNSW --index: search depth (default: the stored one)")
+    parser.add_argument("--nprobe", type=int, help="IVF --index: lists searched (default: the stored one)")
     parser.add_argument(
         "--mmap", action="store_true", help="map flat vectors from disk instead of reading them"
     )
     parser.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     add_encoder_options(
         parser,
-        encoder_help="query encoder for every index (default: each index's record)",
+        encoder_help="query encoder for every --index (config entries name their own; default: the index's record)",
         batch_help="queries (the largest micro-batch; 1 turns micro-batching off)",
     )
     batching = parser.add_argument_group("micro-batching")
