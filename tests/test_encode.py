@@ -115,3 +115,17 @@ def test_bad_numbers_are_one_line_errors(
     assert encode_cli.main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: {where}: ")
     assert not (tmp_path / "idx").exists()
+
+
+def test_an_index_is_reused_across_fp32_backends_but_not_lower_precisions(
+    tiny_corpus: Path, tiny_encoder: EncoderConfig, tmp_path: Path
+) -> None:
+    """The reuse rule (benchmark, repro, resume) compares what vectors a backend writes: torch's fp32 index
+    serves onnx / openvino, not onnx-int8 (the benchmark CLI's default auto used to refuse a torch index)."""
+    from qpr_pyserini.encode import is_index_of
+
+    index = tmp_path / "index"
+    encode_corpus(tiny_corpus, index, tiny_encoder, progress=False)
+    assert is_index_of(index, tiny_corpus, tiny_encoder, "torch")
+    assert is_index_of(index, tiny_corpus, tiny_encoder, "openvino")
+    assert not is_index_of(index, tiny_corpus, tiny_encoder, "onnx-int8")

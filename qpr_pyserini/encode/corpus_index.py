@@ -28,6 +28,7 @@ from qpr_pyserini.presets import resolve_encoder
 
 log = logging.getLogger(__name__)
 
+LOWER_PRECISION_BACKENDS = ("openvino-bf16", "onnx-int8")  # vectors that differ from torch's fp32 ones
 CORPUS_FINGERPRINT = "corpus_sha256"  # the index record's field: corpus_fingerprint of what it holds
 
 
@@ -164,7 +165,7 @@ def is_index_of(
     return (
         record is not None
         and record.get("encoder") == config.to_dict()
-        and record.get("backend", "torch") == backend
+        and _vectors_of(record.get("backend", "torch")) == _vectors_of(backend)
         and record.get("shard") == shard
         and CORPUS_FINGERPRINT in record
         and record[CORPUS_FINGERPRINT] == corpus_fingerprint(corpus, shard_id, shard_num)
@@ -204,6 +205,12 @@ def _backend_of(model: DenseEncoder | None, backend: str, device: str, config: E
     if model is not None:
         return model.backend
     return resolve_backend(backend, resolve_device(device), config.dtype)
+
+
+def _vectors_of(backend: str) -> str:
+    """Which vectors a backend writes: the fp32 backends (torch, onnx, openvino) equal torch's, so an index of
+    any of them serves the others; the opt-in lower precisions are each their own."""
+    return backend if backend in LOWER_PRECISION_BACKENDS else "float32"
 
 
 def _fingerprinted(documents: Iterator[Document], fingerprint: CorpusFingerprint) -> Iterator[Document]:
