@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from qpr_pyserini.io._read import read_json_file
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.templates import resolve_template
 
@@ -93,11 +94,7 @@ class EncoderConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> EncoderConfig:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from err
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_file(path), str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,11 +8,11 @@ code, so that the encoder resolver (``presets``) can read records too.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from qpr_pyserini.config import EncoderConfig
+from qpr_pyserini.io._read import read_json_file
 from qpr_pyserini.io.errors import InputError
 
 INDEX_RECORD = "qpr_index.json"
@@ -25,12 +25,7 @@ def read_index_record(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / INDEX_RECORD
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from None
-    except UnicodeDecodeError as err:
-        raise InputError(str(path), f"not UTF-8 text ({err.reason})") from None
+    record = read_json_file(path)
     if not isinstance(record, dict):
         raise InputError(str(path), f"expected a JSON object, got {type(record).__name__}")
     if "encoder" not in record:

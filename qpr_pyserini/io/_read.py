@@ -131,6 +131,17 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield line_no, record
 
 
+def read_json_file(path: Path) -> Any:
+    """The JSON value in a whole file (configurations, records); bad JSON or bad UTF-8 is an InputError naming
+    the file (and the line)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from None
+    except UnicodeDecodeError as err:
+        raise InputError(str(path), f"not UTF-8 text ({err.reason})") from None
+
+
 def first_key(record: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     """The first of ``keys`` present (and not null) in ``record``, or None."""
     return next((key for key in keys if record.get(key) is not None), None)

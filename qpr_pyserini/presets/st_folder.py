@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qpr_pyserini.config import CONFIG_FILE, EncoderConfig
+from qpr_pyserini.io._read import read_json_file
 from qpr_pyserini.io.errors import InputError
 from qpr_pyserini.templates import resolve_template
 
@@ -66,7 +67,7 @@ def is_st_folder(path: Path) -> bool:
 
 def read_st_folder(path: Path) -> EncoderConfig:
     """The EncoderConfig that reproduces ``SentenceTransformer(path).encode_query/encode_document``."""
-    modules = _read_json(path / MODULES_FILE)
+    modules = read_json_file(path / MODULES_FILE)
     if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
         raise InputError(str(path / MODULES_FILE), "expected a list of modules, each with a 'type'")
     kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in sorted(modules, key=lambda m: m.get("idx", 0))]
@@ -87,7 +88,7 @@ def read_st_folder(path: Path) -> EncoderConfig:
     for module in modules:
         if str(module["type"]).endswith(".Pooling"):
             pooling_file = path / module.get("path", "") / "config.json"
-            settings["pooling"] = _pooling(pooling_file, _read_json(pooling_file), bool(prompts))
+            settings["pooling"] = _pooling(pooling_file, read_json_file(pooling_file), bool(prompts))
     length = _max_length(path)
     if length is not None:
         settings["query_max_length"] = settings["passage_max_length"] = length
@@ -120,7 +121,7 @@ def _prompts(path: Path) -> tuple[dict[str, Any], str]:
     as "" when a model has none), so it does not hide a "passage" prompt or the default one.
     """
     file = path / ST_CONFIG
-    config = _read_json(file) if file.is_file() else {}
+    config = read_json_file(file) if file.is_file() else {}
     prompts = config.get("prompts") or {}
     default = config.get("default_prompt_name")
     if default is not None and default not in prompts:
@@ -132,7 +133,7 @@ def _prompts(path: Path) -> tuple[dict[str, Any], str]:
 def _tokenizer_settings(path: Path) -> dict[str, Any]:
     """``append_eos`` and ``padding_side`` from the Transformer's ``tokenizer_args`` (as written here)."""
     sbert = path / SBERT_CONFIG
-    args = (_read_json(sbert) if sbert.is_file() else {}).get("tokenizer_args") or {}
+    args = (read_json_file(sbert) if sbert.is_file() else {}).get("tokenizer_args") or {}
     unknown = sorted(set(args) - TOKENIZER_ARGS)
     if unknown:
         raise InputError(
@@ -153,21 +154,14 @@ def _tokenizer_settings(path: Path) -> dict[str, Any]:
 
 def _max_length(path: Path) -> int | None:
     sbert = path / SBERT_CONFIG
-    config = _read_json(sbert) if sbert.is_file() else {}
+    config = read_json_file(sbert) if sbert.is_file() else {}
     if config.get("do_lower_case"):
         raise InputError(str(sbert), "do_lower_case is not supported (lower-case the texts yourself)")
     if config.get("max_seq_length"):
         return int(config["max_seq_length"])
     tokenizer = path / "tokenizer_config.json"
-    length = _read_json(tokenizer).get("model_max_length") if tokenizer.is_file() else None
+    length = read_json_file(tokenizer).get("model_max_length") if tokenizer.is_file() else None
     return int(length) if isinstance(length, int | float) and length < HF_UNSET_LENGTH else None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(str(path), f"not valid JSON ({err.msg})", err.lineno) from err
 
 
 def _appends_eos(folder: Path, args: dict[str, Any]) -> bool:
