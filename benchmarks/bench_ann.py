@@ -41,6 +41,7 @@ import numpy as np
 from qpr_pyserini.eval.metrics import evaluate
 from qpr_pyserini.index.ann import convert_index, set_search_parameters
 from qpr_pyserini.index.store import IndexWriter, load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.topics import read_topics
 from qpr_pyserini.model.encoder import DenseEncoder
@@ -246,7 +247,8 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
     }
-    args.output.write_text(json.dumps({"config": config, "results": rows}, indent=2) + "\n")
+    result = {"provenance": provenance(ROOT), "config": config, "results": rows}
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
 

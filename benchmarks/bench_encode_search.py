@@ -50,6 +50,7 @@ from sentence_transformers import SentenceTransformer
 from qpr_pyserini.config import BACKENDS
 from qpr_pyserini.encode.corpus_index import encode_corpus
 from qpr_pyserini.index.store import DenseIndex, load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.runs import read_run, write_run
 from qpr_pyserini.io.topics import Topic
 from qpr_pyserini.model.encoder import DenseEncoder
@@ -355,6 +356,7 @@ def main() -> int:
     )
 
     result = {
+        "provenance": provenance(ROOT),
         "config": {
             "docs": n_docs,
             "queries": len(topics),

@@ -238,7 +238,12 @@ def main() -> None:
                 print(training[-1], flush=True)
     print(table(f"Encoding (dim {args.dim}, max length {args.max_length})", "documents", encoding))
     print(table("Training rows (read, GroupSampler, every group drawn)", "rows", training))
+    from qpr_pyserini.io.provenance import (
+        provenance,  # here: the children measured above import nothing of ours first
+    )
+
     record = {
+        "provenance": provenance(ROOT),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "encoding": {
             "model": f"1-layer random BERT, dim {args.dim}, all-MiniLM-L6-v2 tokenizer",

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from qpr_pyserini.index.store import load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.model.encoder import DenseEncoder
 from qpr_pyserini.presets import resolve_encoder
@@ -415,6 +416,7 @@ def main() -> int:
             ],
         )
     result = {
+        "provenance": provenance(ROOT),
         "config": {
             "docs": args.docs,
             "queries": n_topics,

@@ -28,6 +28,7 @@ import numpy as np
 from qpr_pyserini.encode.corpus_index import encode_corpus
 from qpr_pyserini.eval.metrics import evaluate
 from qpr_pyserini.index.store import load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.search.searcher import search_topics
@@ -95,6 +96,7 @@ def main() -> int:
         name: round(row["nDCG@10"] - reference_ndcg, 2) for name, row in list(results.items())[1:]
     }
     result = {
+        "provenance": provenance(ROOT),
         "what": "SciFact test (300 queries), all-MiniLM-L6-v2 (minilm preset), x100; every index of the whole "
         "corpus (5,183 abstracts) written by qpr_pyserini.encode_corpus with the backend named",
         "command": "python benchmarks/precision_quality.py " + " ".join(sys.argv[1:]),
