@@ -135,6 +135,14 @@ def logged_strength(log: Path) -> list[dict[str, float]]:
     return steps
 
 
+def logged_runtime(log: Path) -> float | None:
+    """The Trainer's ``train_runtime`` (seconds) at the end of a train.log, None when it is not there."""
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if line.startswith("{'train_runtime'"):
+            return float(ast.literal_eval(line)["train_runtime"])
+    return None
+
+
 def train(rows: Path, out: Path, seed: int, mode: str, options: list[str], args: argparse.Namespace) -> Path:
     """Fine-tune MiniLM once (skipped when ``out`` already holds a trained encoder)."""
     if (out / "qpr_encoder.json").is_file():
@@ -286,6 +294,7 @@ def run_mode(args: argparse.Namespace) -> dict:
             strength = logged_strength(folder / "train.log")
             if strength:
                 scores["logged"] = strength
+            scores["train_runtime"] = logged_runtime(folder / "train.log")
             result["arms"][arm].append(scores)
     return result
 
@@ -362,7 +371,10 @@ def summarize(work: Path, stem: Path) -> None:
     plot(results, stem.with_suffix(".png"))
     strength = {
         arm: [
-            (r["seed"], [round(step["qpr_grad_share"], 4) for step in r["logged"]])
+            (
+                r["seed"],
+                [round(step["qpr_grad_share"], 4) for step in r["logged"] if "qpr_grad_share" in step],
+            )
             for r in runs
             if "logged" in r
         ]

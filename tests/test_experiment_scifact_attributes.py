@@ -68,13 +68,14 @@ def test_decoder_arms_put_the_query_first_in_every_arm_and_differ_in_the_loss_al
         assert (config.direction, config.span_pooling, config.span_mark) == ("cross-entropy", "last", True)
 
 
-def test_logged_strength_reads_the_trainers_log_lines(tmp_path: Path) -> None:
+def test_logged_strength_and_runtime_read_the_trainers_log_lines(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
     log.write_text(
         "INFO something\n"
         "{'loss': '5.8', 'contrastive': '4.7', 'regularizer': '1.108', 'qpr_cross_entropy': '1.108', "
         "'qpr_uniform': '1.099', 'qpr_grad_share': '0.002', 'epoch': '1'}\n"
         "{'loss': '5.7', 'contrastive': '4.6', 'regularizer': '0', 'epoch': '2'}\n"
+        "{'train_runtime': '23.26', 'train_samples_per_second': '55.29', 'epoch': '1'}\n"
     )
     assert experiment.logged_strength(log) == [
         {
@@ -87,3 +88,5 @@ def test_logged_strength_reads_the_trainers_log_lines(tmp_path: Path) -> None:
         {"contrastive": 4.6, "regularizer": 0.0},
     ]
     assert experiment.logged_strength(tmp_path / "missing.log") == []
+    assert experiment.logged_runtime(log) == 23.26
+    assert experiment.logged_runtime(tmp_path / "missing.log") is None
