@@ -37,7 +37,6 @@ and in the index).
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 import json
 import statistics
@@ -45,7 +44,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiment_scifact_stance import ensure_index, score, scored
+from experiment_scifact_stance import ensure_index, logged_runtime, logged_strength, score, scored
 
 from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr
 from qpr_pyserini.index.store import DenseIndex, load_index
@@ -122,25 +121,6 @@ def arm_options(arm: str, choice: tuple[float, float] | None, backbone: str = "m
     assert choice is not None, f"{arm} needs the dev split's choice"
     weight, temperature = choice
     return RECIPE + reference + ["--qpr-weight", str(weight), "--qpr-temperature", str(temperature)]
-
-
-def logged_strength(log: Path) -> list[dict[str, float]]:
-    """The loss terms, gradient norm and the regularizer's strength at each logging step of a train.log."""
-    keys = ("contrastive", "regularizer", "grad_norm", "qpr_cross_entropy", "qpr_uniform", "qpr_grad_share")
-    steps = []
-    for line in log.read_text().splitlines() if log.is_file() else []:
-        if line.startswith("{'loss'"):
-            entry = ast.literal_eval(line)
-            steps.append({k: float(entry[k]) for k in keys if k in entry})
-    return steps
-
-
-def logged_runtime(log: Path) -> float | None:
-    """The Trainer's ``train_runtime`` (seconds) at the end of a train.log, None when it is not there."""
-    for line in log.read_text().splitlines() if log.is_file() else []:
-        if line.startswith("{'train_runtime'"):
-            return float(ast.literal_eval(line)["train_runtime"])
-    return None
 
 
 def train(rows: Path, out: Path, seed: int, mode: str, options: list[str], args: argparse.Namespace) -> Path:

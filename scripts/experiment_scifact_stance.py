@@ -17,6 +17,7 @@ encoder (passages re-encoded in training) and re-indexes the corpus with each tr
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ from qpr_pyserini.config import EncoderConfig
 from qpr_pyserini.encode.corpus_index import encode_corpus
 from qpr_pyserini.eval.metrics import evaluate, pmrr
 from qpr_pyserini.index.store import DenseIndex, load_index
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
@@ -66,6 +68,25 @@ def build_rows(data: Path, index: DenseIndex, work: Path, depth: int) -> dict[st
             )
         paths["-".join(variants)] = path
     return {arm: paths["-".join(variants)] for arm, variants in ARMS.items()}
+
+
+def logged_strength(log: Path) -> list[dict[str, float]]:
+    """The loss terms, gradient norm and the regularizer's strength at each logging step of a train.log."""
+    keys = ("contrastive", "regularizer", "grad_norm", "qpr_cross_entropy", "qpr_uniform", "qpr_grad_share")
+    steps = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if line.startswith("{'loss'"):
+            entry = ast.literal_eval(line)
+            steps.append({k: float(entry[k]) for k in keys if k in entry})
+    return steps
+
+
+def logged_runtime(log: Path) -> float | None:
+    """The Trainer's ``train_runtime`` (seconds) at the end of a train.log, None when it is not there."""
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if line.startswith("{'train_runtime'"):
+            return float(ast.literal_eval(line)["train_runtime"])
+    return None
 
 
 def train(arm: str, seed: int, rows: Path, out: Path, args: argparse.Namespace, index: Path) -> Path:
@@ -112,7 +133,9 @@ def train(arm: str, seed: int, rows: Path, out: Path, args: argparse.Namespace, 
         command += ["--index", str(index)]
     else:
         command += ["--passage-max-length", str(args.passage_max_length)]
-    subprocess.run(command, check=True, cwd=ROOT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / "train.log", "w") as log:
+        subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     return out
 
 
@@ -223,9 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                     index = ensure_index(corpus, folder / "index", encoder.config)
                 return score(args.data, encoder, index, folder)
 
-            results[arm].append(scored(folder, compute))
+            log = folder / "train.log"
+            results[arm].append(
+                {
+                    **scored(folder, compute),
+                    "logged": logged_strength(log),
+                    "train_runtime": logged_runtime(log),
+                }
+            )
     table = summary_table(results)
-    (args.work / f"results-{args.mode}.json").write_text(json.dumps(results, indent=2) + "\n")
+    record = {"provenance": provenance(ROOT, [Path(__file__).name, *(argv or sys.argv[1:])]), "arms": results}
+    (args.work / f"results-{args.mode}.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.work / f"results-{args.mode}.md").write_text(table + "\n")
     print(table)
     return 0

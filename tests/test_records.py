@@ -103,7 +103,7 @@ def test_bad_records_name_the_file_and_field(tmp_path: Path) -> None:
 
 
 def test_trained_arm_records_read_what_the_experiment_script_writes() -> None:
-    """The cpu-hours records look up results-<mode>.json:<arm>/*/<column>, as scripts/experiment_scifact_stance.py
+    """The cpu-hours records look up results-<mode>.json:arms/<arm>/*/<column>, as scripts/experiment_scifact_stance.py
     writes them (its ARMS and COLUMNS), so a renamed arm or column fails here, not hours into a rerun."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "experiment_scifact_stance.py"
     spec = importlib.util.spec_from_file_location("experiment_scifact_stance", script)
@@ -116,7 +116,7 @@ def test_trained_arm_records_read_what_the_experiment_script_writes() -> None:
         for score in record.scores:
             (source,) = score.sources
             file, _, key = source.partition(":")
-            arm, star, column = key.split("/")
-            assert file in ("results-query-side.json", "results-full.json") and star == "*"
+            arms, arm, star, column = key.split("/")
+            assert file in ("results-query-side.json", "results-full.json") and (arms, star) == ("arms", "*")
             assert arm in experiment.ARMS or arm.startswith("untrained"), (record.name, arm)
             assert column in experiment.COLUMNS, (record.name, column)
