@@ -27,3 +27,14 @@ def test_stance_instructions_are_scored(scores: dict[str, dict[str, float]]) -> 
     assert scores["stance-og"]["nDCG@10"] == pytest.approx(0.772, abs=0.01)
     assert scores["stance-matching"]["nDCG@10"] == pytest.approx(0.769, abs=0.01)
     assert -0.05 < scores["stance-pmrr"]["p-MRR"] < 0.05
+
+
+def test_scores_name_the_commit_and_command_that_made_them(minilm_repro: Path) -> None:
+    import subprocess
+
+    recorded = json.loads((minilm_repro / "scores.json").read_text())["provenance"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    )
+    assert recorded["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert recorded["time"] and recorded["command"]  # the fixture's call: pytest's own command line

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             args.hits,
             args.device,
             args.backend,
+            ["-m", "qpr_pyserini.repro", *(sys.argv[1:] if argv is None else argv)],
         )
         return f"{format_table(scores)}\nscores and runs under {args.out}"
 

@@ -18,6 +18,7 @@ from qpr_pyserini.encode.corpus_index import encode_or_reuse
 from qpr_pyserini.eval.metrics import evaluate, pmrr
 from qpr_pyserini.io.corpus import corpus_fingerprint
 from qpr_pyserini.io.errors import InputError
+from qpr_pyserini.io.provenance import provenance
 from qpr_pyserini.io.qrels import read_qrels
 from qpr_pyserini.io.runs import read_run
 from qpr_pyserini.io.topics import read_topics
@@ -49,8 +50,16 @@ def _index_for(corpus: Path, out: Path, model: DenseEncoder, batch_size: int) ->
 
 
 def run(
-    data: Path, out: Path, encoder: str, batch_size: int, hits: int, device: str, backend: str = "torch"
+    data: Path,
+    out: Path,
+    encoder: str,
+    batch_size: int,
+    hits: int,
+    device: str,
+    backend: str = "torch",
+    command: list[str] | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Encode, search and score; ``command`` (the arguments as typed) goes into scores.json's provenance."""
     scifact, stance = data / "scifact", data / "scifact-stance" / "test"
     for needed in (scifact / "corpus.jsonl", stance / "queries.jsonl"):
         if not needed.is_file():
@@ -96,7 +105,15 @@ def run(
     )
     scores["stance-pmrr"] = {"p-MRR": result.score}
     (out / "scores.json").write_text(
-        json.dumps({"encoder": model.config.to_dict(), "scores": scores}, indent=2) + "\n"
+        json.dumps(
+            {
+                "provenance": provenance(Path(__file__).resolve().parents[2], command),
+                "encoder": model.config.to_dict(),
+                "scores": scores,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     return scores
 
