@@ -238,9 +238,8 @@ def main() -> None:
                 print(training[-1], flush=True)
     print(table(f"Encoding (dim {args.dim}, max length {args.max_length})", "documents", encoding))
     print(table("Training rows (read, GroupSampler, every group drawn)", "rows", training))
-    from qpr_pyserini.io.provenance import (
-        provenance,  # here: the children measured above import nothing of ours first
-    )
+    # imported here: the children measured above import nothing of ours first
+    from qpr_pyserini.io.provenance import provenance
 
     record = {
         "provenance": provenance(ROOT),

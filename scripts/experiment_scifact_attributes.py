@@ -40,11 +40,17 @@ import argparse
 import gzip
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from experiment_scifact_stance import ensure_index, logged_runtime, logged_strength, score, scored
+from experiment_scifact_stance import (
+    ensure_index,
+    logged_runtime,
+    logged_strength,
+    run_logged,
+    score,
+    scored,
+)
 
 from qpr_pyserini.eval.metrics import evaluate, per_query, pmrr
 from qpr_pyserini.index.store import DenseIndex, load_index
@@ -138,9 +144,7 @@ def train(rows: Path, out: Path, seed: int, mode: str, options: list[str], args:
         command += ["--index", str(args.index), "--qpr-log-gradients", "true"]
     else:
         command += ["--passage-max-length", str(args.passage_max_length)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / "train.log", "w") as log:
-        subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    run_logged(command, out.parent / "train.log")
     return out
 
 

@@ -89,6 +89,13 @@ def logged_runtime(log: Path) -> float | None:
     return None
 
 
+def run_logged(command: list[str], log: Path) -> None:
+    """Run a training command from the checkout with its output in ``log`` (read by ``logged_*``)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        subprocess.run(command, check=True, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
 def train(arm: str, seed: int, rows: Path, out: Path, args: argparse.Namespace, index: Path) -> Path:
     if (out / "qpr_encoder.json").is_file():
         return out
@@ -133,9 +140,7 @@ def train(arm: str, seed: int, rows: Path, out: Path, args: argparse.Namespace, 
         command += ["--index", str(index)]
     else:
         command += ["--passage-max-length", str(args.passage_max_length)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / "train.log", "w") as log:
-        subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    run_logged(command, out.parent / "train.log")
     return out
 
 
